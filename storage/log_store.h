@@ -1,0 +1,163 @@
+// LogStore: the partition logs of one broker data directory, in one RocksDB instance.
+//
+// Layout on disk:
+//   - one column family per partition replica, named "p.<topic_id>.<partition>";
+//     key   = 8-byte big-endian base offset of a batch (so keys sort by offset),
+//     value = the encoded batch (record_batch.h), CRC-checked on every read;
+//   - each partition's log start offset lives in the "default" column family under
+//     key "lso/<cf name>" (written when retention moves it; absent means 0);
+//   - the "default" column family also holds a small metadata key space (PutMeta and
+//     friends) that the broker uses for its local cluster metadata.
+//
+// The log end offset is not stored: on open it is recomputed from the last batch of
+// each column family (its base offset + record count), so it can never disagree with
+// the data.
+//
+// Durability: Append returns only once the batch is as durable as the FsyncPolicy
+// promises (docs/GUARANTEES.md). Appends from many threads, to one partition or many,
+// are group-committed: concurrent appends are merged into one RocksDB WriteBatch, one
+// WAL write and (with kAlways) one fsync.
+//
+// Thread safety: LogStore and PartitionLog are thread-safe.
+#ifndef FJORD_STORAGE_LOG_STORE_H_
+#define FJORD_STORAGE_LOG_STORE_H_
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+
+namespace fjord::storage {
+
+enum class FsyncPolicy {
+  kAlways,    // fsync the WAL before an append returns (default)
+  kInterval,  // fsync the WAL every StoreOptions::fsync_interval
+  kNever,     // leave flushing to the OS; survives process crashes, not OS crashes
+};
+
+// Parses "always", "interval" or "never"; INVALID_ARGUMENT otherwise.
+absl::StatusOr<FsyncPolicy> ParseFsyncPolicy(std::string_view name);
+std::string_view FsyncPolicyName(FsyncPolicy policy);
+
+struct StoreOptions {
+  // Directory of the RocksDB instance; created if missing.
+  std::string data_dir;
+  FsyncPolicy fsync = FsyncPolicy::kAlways;
+  // With kInterval: how often the WAL is synced.
+  absl::Duration fsync_interval = absl::Milliseconds(100);
+  // Memory all partitions' memtables may use together (RocksDB WriteBufferManager).
+  // This, not the partition count, bounds write memory.
+  size_t write_buffer_budget_bytes = size_t{256} << 20;
+  // Shared block cache for reads.
+  size_t block_cache_bytes = size_t{64} << 20;
+};
+
+// Names a partition replica: the topic's id (not its name, so that a topic deleted
+// and recreated under the same name never sees old data) and the partition index.
+struct PartitionId {
+  std::string topic_id;
+  int32_t partition = 0;
+
+  std::string ColumnFamilyName() const;
+  bool operator==(const PartitionId&) const = default;
+};
+
+// Where an append landed.
+struct AppendResult {
+  int64_t base_offset = 0;
+  int64_t last_offset = 0;  // base_offset + record_count - 1
+};
+
+// One stored batch as read back: its base offset and its encoded bytes, already
+// validated against their CRC.
+struct StoredBatch {
+  int64_t base_offset = 0;
+  int32_t record_count = 0;
+  std::string data;
+};
+
+class LogStore;
+
+// The log of one partition replica. Handles stay valid after the partition is
+// dropped, but every call then fails with NOT_FOUND.
+class PartitionLog {
+ public:
+  virtual ~PartitionLog() = default;
+
+  virtual const PartitionId& id() const = 0;
+
+  // Appends one encoded batch (record_batch.h) at the log end: its records get offsets
+  // [log_end_offset, log_end_offset + record_count). Returns once the batch is durable
+  // per the store's FsyncPolicy. DATA_LOSS if `batch` fails validation; NOT_FOUND if
+  // the partition was dropped; UNAVAILABLE if the store is closing; INTERNAL on an I/O
+  // error (after which the log end offset is unchanged).
+  virtual absl::StatusOr<AppendResult> Append(std::string batch) = 0;
+
+  // Returns whole batches covering offsets from `offset` on, in order, until their
+  // total size exceeds `max_bytes`; the first batch (the one containing `offset`) is
+  // always returned whatever its size. An empty vector when offset == log end.
+  // OUT_OF_RANGE when offset < log start or offset > log end. DATA_LOSS if a stored
+  // batch fails its CRC.
+  virtual absl::StatusOr<std::vector<StoredBatch>> Read(int64_t offset,
+                                                        size_t max_bytes) = 0;
+
+  // First offset still stored.
+  virtual int64_t log_start_offset() const = 0;
+  // Offset the next appended record will get.
+  virtual int64_t log_end_offset() const = 0;
+
+  // Blocks until log_end_offset() > offset, until `deadline`, or until the partition
+  // is dropped or the store closes. Returns true when data past `offset` exists.
+  virtual bool WaitForData(int64_t offset, absl::Time deadline) = 0;
+
+  // The first offset whose record timestamp is >= timestamp_ms, with that record's
+  // timestamp; {log_end_offset, -1} if there is none.
+  virtual absl::StatusOr<std::pair<int64_t, int64_t>> OffsetForTimestamp(
+      int64_t timestamp_ms) = 0;
+};
+
+class LogStore {
+ public:
+  // Opens (creating if needed) the store in options.data_dir, with every partition
+  // column family found there.
+  static absl::StatusOr<std::unique_ptr<LogStore>> Open(const StoreOptions& options);
+
+  virtual ~LogStore() = default;
+
+  // Creates an empty partition log. ALREADY_EXISTS if it exists.
+  virtual absl::StatusOr<std::shared_ptr<PartitionLog>> CreatePartition(
+      const PartitionId& id) = 0;
+
+  // The partition's log, or nullptr when there is none.
+  virtual std::shared_ptr<PartitionLog> GetPartition(const PartitionId& id) = 0;
+
+  // Deletes the partition and its data. Waiters in WaitForData are woken; later calls
+  // on outstanding handles fail with NOT_FOUND. NOT_FOUND if absent.
+  virtual absl::Status DropPartition(const PartitionId& id) = 0;
+
+  // Every partition in the store.
+  virtual std::vector<PartitionId> ListPartitions() = 0;
+
+  // Small metadata key space. PutMeta and DeleteMeta are synced whatever the policy.
+  virtual absl::Status PutMeta(std::string_view key, std::string_view value) = 0;
+  virtual absl::Status DeleteMeta(std::string_view key) = 0;
+  virtual absl::StatusOr<std::optional<std::string>> GetMeta(std::string_view key) = 0;
+  // Every (key, value) whose key starts with `prefix`, sorted by key.
+  virtual absl::StatusOr<std::vector<std::pair<std::string, std::string>>> ScanMeta(
+      std::string_view prefix) = 0;
+
+  // Stops accepting appends (they fail with UNAVAILABLE), wakes every waiter, syncs
+  // the WAL and closes RocksDB. Idempotent; the destructor calls it.
+  virtual absl::Status Close() = 0;
+};
+
+}  // namespace fjord::storage
+
+#endif  // FJORD_STORAGE_LOG_STORE_H_
