@@ -1,0 +1,99 @@
+#include "client/admin.h"
+
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "fjord/v1/admin.grpc.pb.h"
+
+namespace fjord::client {
+namespace {
+
+// Sends one AdminService call through `cluster`; `method` is a pointer to the
+// stub's blocking method.
+template <typename Request, typename Response, typename Method>
+absl::StatusOr<Response> Call(Cluster& cluster, const Request& request,
+                              Method method) {
+  Response response;
+  grpc::Status status =
+      cluster.CallAnyBroker([&](const std::shared_ptr<grpc::Channel>& channel) {
+        response.Clear();
+        grpc::ClientContext context;
+        SetDeadline(&context, cluster.options().rpc_timeout);
+        auto stub = fjord::v1::AdminService::NewStub(channel);
+        return ((*stub).*method)(&context, request, &response);
+      });
+  if (!status.ok()) return FromGrpcStatus(status);
+  return response;
+}
+
+using Stub = fjord::v1::AdminService::Stub;
+
+}  // namespace
+
+Admin::Admin(std::shared_ptr<Cluster> cluster) : cluster_(std::move(cluster)) {}
+
+absl::StatusOr<fjord::v1::TopicInfo> Admin::CreateTopic(
+    const NewTopicSpec& spec) {
+  fjord::v1::CreateTopicsRequest request;
+  fjord::v1::NewTopic* topic = request.add_topics();
+  topic->set_name(spec.name);
+  topic->set_partitions(spec.partitions);
+  topic->set_replication_factor(spec.replication_factor);
+  for (const auto& [k, v] : spec.configs) (*topic->mutable_configs())[k] = v;
+  auto response =
+      Call<fjord::v1::CreateTopicsRequest, fjord::v1::CreateTopicsResponse>(
+          *cluster_, request, &Stub::CreateTopics);
+  if (!response.ok()) return response.status();
+  if (response->topics_size() != 1) {
+    return absl::InternalError(absl::StrCat(
+        "CreateTopics answered ", response->topics_size(), " topics, want 1"));
+  }
+  return response->topics(0);
+}
+
+absl::StatusOr<std::string> Admin::DeleteTopic(const std::string& name) {
+  fjord::v1::DeleteTopicsRequest request;
+  request.add_topics(name);
+  auto response =
+      Call<fjord::v1::DeleteTopicsRequest, fjord::v1::DeleteTopicsResponse>(
+          *cluster_, request, &Stub::DeleteTopics);
+  if (!response.ok()) return response.status();
+  cluster_->Invalidate(name);
+  return response->topic_ids_size() > 0 ? response->topic_ids(0) : "";
+}
+
+absl::StatusOr<std::vector<std::string>> Admin::ListTopics(
+    bool include_internal) {
+  fjord::v1::ListTopicsRequest request;
+  request.set_include_internal(include_internal);
+  auto response =
+      Call<fjord::v1::ListTopicsRequest, fjord::v1::ListTopicsResponse>(
+          *cluster_, request, &Stub::ListTopics);
+  if (!response.ok()) return response.status();
+  return std::vector<std::string>(response->topics().begin(),
+                                  response->topics().end());
+}
+
+absl::StatusOr<fjord::v1::TopicDescription> Admin::DescribeTopic(
+    const std::string& name) {
+  fjord::v1::DescribeTopicsRequest request;
+  request.add_topics(name);
+  auto response =
+      Call<fjord::v1::DescribeTopicsRequest, fjord::v1::DescribeTopicsResponse>(
+          *cluster_, request, &Stub::DescribeTopics);
+  if (!response.ok()) return response.status();
+  if (response->topics_size() != 1) {
+    return absl::InternalError(absl::StrCat("DescribeTopics answered ",
+                                            response->topics_size(),
+                                            " topics, want 1"));
+  }
+  return response->topics(0);
+}
+
+absl::StatusOr<fjord::v1::DescribeClusterResponse> Admin::DescribeCluster() {
+  return Call<fjord::v1::DescribeClusterRequest,
+              fjord::v1::DescribeClusterResponse>(
+      *cluster_, fjord::v1::DescribeClusterRequest(), &Stub::DescribeCluster);
+}
+
+}  // namespace fjord::client
