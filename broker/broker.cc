@@ -1,0 +1,164 @@
+#include "broker/broker.h"
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/string_view.h"
+#include "common/status_macros.h"
+#include "glog/logging.h"
+#include "grpcpp/ext/proto_server_reflection_plugin.h"
+#include "grpcpp/health_check_service_interface.h"
+#include "grpcpp/security/server_credentials.h"
+#include "grpcpp/server_builder.h"
+
+namespace fjord::broker {
+namespace {
+
+// Splits "host:port" (host may be "[v6]"). INVALID_ARGUMENT when malformed.
+absl::Status SplitHostPort(absl::string_view what, absl::string_view address,
+                           std::string* host, int* port) {
+  size_t colon = address.rfind(':');
+  int p;
+  if (colon == absl::string_view::npos || colon == 0 ||
+      !absl::SimpleAtoi(address.substr(colon + 1), &p) || p < 0 || p > 65535) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        what, " \"", address, "\" is not host:port (e.g. 127.0.0.1:9092)"));
+  }
+  *host = std::string(address.substr(0, colon));
+  *port = p;
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<Broker>> Broker::Start(const BrokerOptions& options) {
+  std::unique_ptr<Broker> broker(new Broker());
+  broker->options_ = options;
+  std::string listen_host;
+  int listen_port;
+  RETURN_IF_ERROR(SplitHostPort("--listen", options.listen, &listen_host, &listen_port));
+  if (options.node_id < 0) {
+    return absl::InvalidArgumentError("--node-id must not be negative");
+  }
+
+  storage::StoreOptions store_options;
+  store_options.data_dir = options.data_dir;
+  store_options.fsync = options.fsync;
+  ASSIGN_OR_RETURN(broker->store_, storage::LogStore::Open(store_options));
+
+  // The ServiceContext refers to the metadata, which refers to the store; all of
+  // them live as long as the broker.
+  ServiceContext ctx;
+  ctx.limits = options.limits;
+  ctx.shutting_down = &broker->shutting_down_;
+
+  grpc::EnableDefaultHealthCheckService(true);
+  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+  grpc::ServerBuilder builder;
+  builder.AddListeningPort(options.listen, grpc::InsecureServerCredentials(),
+                           &broker->port_);
+  builder.SetMaxReceiveMessageSize(
+      static_cast<int>(options.limits.max_batch_bytes + (64 << 10)));
+  // Keepalive: the server pings idle connections every 30 s and accepts client
+  // pings down to every 5 s, so clients may use keepalives of 10 s or more
+  // (docs/OPERATIONS.md).
+  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIME_MS, 30000);
+  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 10000);
+  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
+  builder.AddChannelArgument(GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS,
+                             5000);
+  builder.AddChannelArgument(GRPC_ARG_HTTP2_MAX_PING_STRIKES, 0);
+
+  // Health answers NOT_SERVING until start-up (advertised address, start-up
+  // topics) is complete.
+  fjord::v1::BrokerInfo self;
+  self.set_id(options.node_id);
+  self.set_rack(options.rack);
+  ASSIGN_OR_RETURN(broker->metadata_,
+                   LocalMetadata::Open(broker->store_.get(), self));
+  ctx.metadata = broker->metadata_.get();
+  broker->produce_ = std::make_unique<ProduceServiceImpl>(ctx);
+  broker->fetch_ = std::make_unique<FetchServiceImpl>(ctx);
+  broker->metadata_service_ = std::make_unique<MetadataServiceImpl>(ctx);
+  broker->admin_ = std::make_unique<AdminServiceImpl>(ctx);
+  builder.RegisterService(broker->produce_.get());
+  builder.RegisterService(broker->fetch_.get());
+  builder.RegisterService(broker->metadata_service_.get());
+  builder.RegisterService(broker->admin_.get());
+
+  broker->server_ = builder.BuildAndStart();
+  if (broker->server_ != nullptr) {
+    broker->server_->GetHealthCheckService()->SetServingStatus(false);
+  }
+  if (broker->server_ == nullptr || broker->port_ == 0) {
+    broker->server_.reset();
+    return absl::UnavailableError(absl::StrCat(
+        "cannot listen on ", options.listen, " (address in use or not local?)"));
+  }
+  std::string adv_host = listen_host;
+  int adv_port = broker->port_;
+  if (!options.advertised.empty()) {
+    RETURN_IF_ERROR(SplitHostPort("--advertised", options.advertised, &adv_host,
+                                  &adv_port));
+  } else if (adv_host.empty() || adv_host == "0.0.0.0" || adv_host == "[::]" ||
+             adv_host == "::") {
+    adv_host = "127.0.0.1";
+  }
+  broker->metadata_->SetAdvertised(adv_host, adv_port);
+  LOG(INFO) << "broker " << options.node_id << " listening on " << listen_host << ":"
+            << broker->port_ << " data-dir=" << options.data_dir
+            << " fsync=" << storage::FsyncPolicyName(options.fsync);
+  RETURN_IF_ERROR(broker->CreateStartupTopics(options.create_topics));
+  broker->server_->GetHealthCheckService()->SetServingStatus(true);
+  return broker;
+}
+
+absl::Status Broker::CreateStartupTopics(const std::string& spec) {
+  ASSIGN_OR_RETURN(std::vector<TopicSpec> specs, ParseCreateTopics(spec));
+  for (const TopicSpec& s : specs) {
+    if (auto existing = metadata_->GetTopic(s.name); existing.ok()) {
+      if ((*existing)->info.partitions_size() != s.partitions) {
+        LOG(WARNING) << "topic " << s.name << " already exists with "
+                     << (*existing)->info.partitions_size()
+                     << " partitions; leaving it as it is (asked for " << s.partitions
+                     << ")";
+      }
+      continue;
+    }
+    fjord::v1::NewTopic topic;
+    topic.set_name(s.name);
+    topic.set_partitions(s.partitions);
+    topic.set_replication_factor(s.replication_factor);
+    absl::StatusOr<std::vector<fjord::v1::TopicInfo>> created =
+        metadata_->CreateTopics({topic}, /*validate_only=*/false);
+    if (!created.ok()) {
+      return absl::Status(created.status().code(),
+                          absl::StrCat("--create-topics: ", created.status().message()));
+    }
+  }
+  return absl::OkStatus();
+}
+
+Broker::~Broker() { Shutdown(); }
+
+void Broker::Shutdown() {
+  if (stopped_) return;
+  stopped_ = true;
+  shutting_down_.store(true);
+  if (server_ != nullptr) {
+    if (auto* health = server_->GetHealthCheckService(); health != nullptr) {
+      health->SetServingStatus(false);
+    }
+    // Fetch streams notice the flag within ~100 ms; give in-flight appends time to
+    // finish, then cancel whatever is left.
+    server_->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(5));
+    server_->Wait();
+  }
+  produce_.reset();  // drains pending acks=0 appends
+  if (store_ != nullptr) {
+    absl::Status s = store_->Close();
+    if (!s.ok()) LOG(ERROR) << "closing the store: " << s;
+  }
+  LOG(INFO) << "broker " << options_.node_id << " stopped";
+}
+
+}  // namespace fjord::broker

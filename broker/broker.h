@@ -1,0 +1,69 @@
+// Broker: one fjord-broker process: its store, its metadata, and its gRPC server.
+#ifndef FJORD_BROKER_BROKER_H_
+#define FJORD_BROKER_BROKER_H_
+
+#include <atomic>
+#include <memory>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "broker/local_metadata.h"
+#include "broker/services.h"
+#include "grpcpp/server.h"
+#include "storage/log_store.h"
+
+namespace fjord::broker {
+
+struct BrokerOptions {
+  int32_t node_id = 1;
+  // host:port the gRPC server binds; port 0 picks a free port (see Broker::port()).
+  std::string listen = "0.0.0.0:9092";
+  // host:port clients are told to use; empty means the listen address, with a
+  // wildcard host replaced by 127.0.0.1.
+  std::string advertised;
+  std::string data_dir = "var/broker";
+  std::string rack;
+  storage::FsyncPolicy fsync = storage::FsyncPolicy::kAlways;
+  // Topics to create at start-up, "name:partitions:replicas,...". A topic that
+  // already exists is left alone.
+  std::string create_topics;
+  Limits limits;
+};
+
+class Broker {
+ public:
+  // Opens the data directory, loads metadata, creates `create_topics` and starts
+  // serving. Fails (with nothing left running) on a bad option, a data directory
+  // another process holds, or a port in use.
+  static absl::StatusOr<std::unique_ptr<Broker>> Start(const BrokerOptions& options);
+
+  // Calls Shutdown().
+  ~Broker();
+
+  // The port the server listens on.
+  int port() const { return port_; }
+
+  // Stops taking requests, ends fetch streams, waits (a few seconds at most) for
+  // in-flight requests, then syncs and closes the store. Idempotent.
+  void Shutdown();
+
+ private:
+  Broker() = default;
+  absl::Status CreateStartupTopics(const std::string& spec);
+
+  BrokerOptions options_;
+  std::unique_ptr<storage::LogStore> store_;
+  std::unique_ptr<LocalMetadata> metadata_;
+  std::atomic<bool> shutting_down_{false};
+  std::unique_ptr<ProduceServiceImpl> produce_;
+  std::unique_ptr<FetchServiceImpl> fetch_;
+  std::unique_ptr<MetadataServiceImpl> metadata_service_;
+  std::unique_ptr<AdminServiceImpl> admin_;
+  std::unique_ptr<grpc::Server> server_;
+  int port_ = 0;
+  bool stopped_ = false;
+};
+
+}  // namespace fjord::broker
+
+#endif  // FJORD_BROKER_BROKER_H_

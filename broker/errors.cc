@@ -1,0 +1,60 @@
+#include "broker/errors.h"
+
+#include "google/rpc/status.pb.h"
+
+namespace fjord::broker {
+namespace {
+
+constexpr char kErrorInfoUrl[] = "type.googleapis.com/fjord.v1.ErrorInfo";
+
+Reason DefaultReason(absl::StatusCode code) {
+  switch (code) {
+    case absl::StatusCode::kNotFound:
+      return fjord::v1::ErrorInfo::UNKNOWN_TOPIC;
+    case absl::StatusCode::kAlreadyExists:
+      return fjord::v1::ErrorInfo::TOPIC_ALREADY_EXISTS;
+    case absl::StatusCode::kOutOfRange:
+      return fjord::v1::ErrorInfo::OFFSET_OUT_OF_RANGE;
+    case absl::StatusCode::kDataLoss:
+      return fjord::v1::ErrorInfo::CORRUPT_DATA;
+    case absl::StatusCode::kInvalidArgument:
+      return fjord::v1::ErrorInfo::INVALID_REQUEST;
+    case absl::StatusCode::kInternal:
+      return fjord::v1::ErrorInfo::STORAGE_ERROR;
+    default:
+      return fjord::v1::ErrorInfo::REASON_UNSPECIFIED;
+  }
+}
+
+}  // namespace
+
+absl::Status MakeError(absl::StatusCode code, Reason reason,
+                       std::string message) {
+  absl::Status status(code, message);
+  fjord::v1::ErrorInfo info;
+  info.set_reason(reason);
+  status.SetPayload(kErrorInfoUrl, absl::Cord(info.SerializeAsString()));
+  return status;
+}
+
+fjord::v1::ErrorInfo ErrorInfoOf(const absl::Status& status) {
+  fjord::v1::ErrorInfo info;
+  if (auto payload = status.GetPayload(kErrorInfoUrl); payload.has_value()) {
+    if (info.ParseFromString(std::string(*payload))) return info;
+  }
+  info.set_reason(DefaultReason(status.code()));
+  return info;
+}
+
+grpc::Status ToGrpcStatus(const absl::Status& status) {
+  if (status.ok()) return grpc::Status::OK;
+  google::rpc::Status details;
+  details.set_code(static_cast<int>(status.code()));
+  details.set_message(std::string(status.message()));
+  details.add_details()->PackFrom(ErrorInfoOf(status));
+  return grpc::Status(static_cast<grpc::StatusCode>(status.code()),
+                      std::string(status.message()),
+                      details.SerializeAsString());
+}
+
+}  // namespace fjord::broker

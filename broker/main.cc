@@ -1,0 +1,86 @@
+// fjord-broker: serves the Fjord API. Without --controller-quorum-voters it is a
+// complete single-node cluster that keeps its metadata in its own data directory.
+#include <csignal>
+#include <cstdlib>
+#include <iostream>
+
+#include "absl/strings/str_cat.h"
+#include "broker/broker.h"
+#include "common/flags.h"
+#include "glog/logging.h"
+
+int main(int argc, char** argv) {
+  FLAGS_logtostderr = true;
+  google::InitGoogleLogging(argv[0]);
+
+  fjord::broker::BrokerOptions options;
+  int64_t node_id = options.node_id;
+  std::string fsync = "always";
+  std::string voters;
+  int64_t max_batch_bytes = options.limits.max_batch_bytes;
+  fjord::FlagSet flags(
+      "fjord-broker",
+      "Serves Fjord's gRPC API (fjord.v1). Without --controller-quorum-voters it runs\n"
+      "as a single-node cluster with its metadata in --data-dir.");
+  flags.Int("node-id", &node_id, "broker id, unique in the cluster");
+  flags.String("listen", &options.listen, "gRPC listen address host:port");
+  flags.String("advertised", &options.advertised,
+               "host:port clients should use (default: --listen, 127.0.0.1 for a "
+               "wildcard host)");
+  flags.String("data-dir", &options.data_dir, "directory for the partition store");
+  flags.String("controller-quorum-voters", &voters,
+               "id@host:port,... of the controller quorum (not yet supported; "
+               "leave empty for a single-node cluster)");
+  flags.String("rack", &options.rack, "rack id, for rack-aware placement");
+  flags.String("fsync", &fsync,
+               "always (sync before acknowledging) | interval | never");
+  flags.String("create-topics", &options.create_topics,
+               "topics to create at start-up: name:partitions:replicas,...");
+  flags.Int("max-batch-bytes", &max_batch_bytes,
+            "largest produce request in bytes");
+
+  std::vector<std::string> args(argv + 1, argv + argc);
+  absl::Status parsed = flags.Parse(args);
+  if (parsed.code() == absl::StatusCode::kCancelled) {
+    std::cout << parsed.message();
+    return 0;
+  }
+  auto fail = [](absl::string_view why) {
+    std::cerr << "fjord-broker: " << why << "\n";
+    return 2;
+  };
+  if (!parsed.ok()) return fail(parsed.message());
+  if (!voters.empty()) {
+    return fail(
+        "--controller-quorum-voters is not supported yet: the Raft controller quorum "
+        "is not built; run without it for a single-node cluster");
+  }
+  if (node_id < 0 || node_id > INT32_MAX) return fail("--node-id out of range");
+  options.node_id = static_cast<int32_t>(node_id);
+  absl::StatusOr<fjord::storage::FsyncPolicy> policy =
+      fjord::storage::ParseFsyncPolicy(fsync);
+  if (!policy.ok()) return fail(absl::StrCat("--fsync: ", policy.status().message()));
+  options.fsync = *policy;
+  if (max_batch_bytes < 1024 || max_batch_bytes > (256 << 20)) {
+    return fail("--max-batch-bytes must be from 1024 to 268435456");
+  }
+  options.limits.max_batch_bytes = max_batch_bytes;
+
+  // Handle SIGTERM/SIGINT on this thread only: block them before any other thread
+  // starts, so every thread inherits the mask, then wait for them below.
+  sigset_t stop_signals;
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGTERM);
+  sigaddset(&stop_signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+
+  absl::StatusOr<std::unique_ptr<fjord::broker::Broker>> broker =
+      fjord::broker::Broker::Start(options);
+  if (!broker.ok()) return fail(broker.status().ToString());
+
+  int sig = 0;
+  sigwait(&stop_signals, &sig);
+  LOG(INFO) << "signal " << sig << ": shutting down";
+  (*broker)->Shutdown();
+  return 0;
+}
