@@ -26,7 +26,7 @@
 #include <memory>
 #include <optional>
 #include <string>
-#include <string_view>
+#include "absl/strings/string_view.h"
 #include <utility>
 #include <vector>
 
@@ -43,8 +43,8 @@ enum class FsyncPolicy {
 };
 
 // Parses "always", "interval" or "never"; INVALID_ARGUMENT otherwise.
-absl::StatusOr<FsyncPolicy> ParseFsyncPolicy(std::string_view name);
-std::string_view FsyncPolicyName(FsyncPolicy policy);
+absl::StatusOr<FsyncPolicy> ParseFsyncPolicy(absl::string_view name);
+absl::string_view FsyncPolicyName(FsyncPolicy policy);
 
 struct StoreOptions {
   // Directory of the RocksDB instance; created if missing.
@@ -81,6 +81,16 @@ struct StoredBatch {
   int64_t base_offset = 0;
   int32_t record_count = 0;
   std::string data;
+};
+
+// Counters describing the store's write path since Open. `rocksdb_writes` below
+// `appends` is group commit at work: several appends shared one WAL write (and, with
+// kAlways, one fsync).
+struct LogStoreStats {
+  uint64_t appends = 0;         // successful PartitionLog::Append calls
+  uint64_t append_bytes = 0;    // their batch bytes
+  uint64_t rocksdb_writes = 0;  // RocksDB WriteBatches written for appends
+  uint64_t largest_group = 0;   // most appends merged into one write
 };
 
 class LogStore;
@@ -135,6 +145,15 @@ class LogStore {
   virtual absl::StatusOr<std::shared_ptr<PartitionLog>> CreatePartition(
       const PartitionId& id) = 0;
 
+  // Creates several empty partition logs at once, in order. With RocksDB, every
+  // column family creation rewrites an OPTIONS file listing all column families
+  // (and blocks writes meanwhile), so creating N partitions one by one costs
+  // O(N^2); this does it in one step. ALREADY_EXISTS if any of them exists or `ids`
+  // repeats one (the RocksDB store then creates none). The default implementation
+  // calls CreatePartition in a loop.
+  virtual absl::StatusOr<std::vector<std::shared_ptr<PartitionLog>>> CreatePartitions(
+      const std::vector<PartitionId>& ids);
+
   // The partition's log, or nullptr when there is none.
   virtual std::shared_ptr<PartitionLog> GetPartition(const PartitionId& id) = 0;
 
@@ -146,12 +165,16 @@ class LogStore {
   virtual std::vector<PartitionId> ListPartitions() = 0;
 
   // Small metadata key space. PutMeta and DeleteMeta are synced whatever the policy.
-  virtual absl::Status PutMeta(std::string_view key, std::string_view value) = 0;
-  virtual absl::Status DeleteMeta(std::string_view key) = 0;
-  virtual absl::StatusOr<std::optional<std::string>> GetMeta(std::string_view key) = 0;
+  virtual absl::Status PutMeta(absl::string_view key, absl::string_view value) = 0;
+  virtual absl::Status DeleteMeta(absl::string_view key) = 0;
+  virtual absl::StatusOr<std::optional<std::string>> GetMeta(absl::string_view key) = 0;
   // Every (key, value) whose key starts with `prefix`, sorted by key.
   virtual absl::StatusOr<std::vector<std::pair<std::string, std::string>>> ScanMeta(
-      std::string_view prefix) = 0;
+      absl::string_view prefix) = 0;
+
+  // Write-path counters (see LogStoreStats). Implementations without them return
+  // zeros.
+  virtual LogStoreStats stats() const { return {}; }
 
   // Stops accepting appends (they fail with UNAVAILABLE), wakes every waiter, syncs
   // the WAL and closes RocksDB. Idempotent; the destructor calls it.

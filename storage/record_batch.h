@@ -32,7 +32,7 @@
 
 #include <cstdint>
 #include <string>
-#include <string_view>
+#include "absl/strings/string_view.h"
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -59,20 +59,27 @@ absl::StatusOr<std::string> EncodeBatch(
     int32_t leader_epoch, int64_t append_time_ms);
 
 // Checks the CRC and that the batch parses exactly. DATA_LOSS when it does not.
-absl::Status ValidateBatch(std::string_view batch);
+absl::Status ValidateBatch(absl::string_view batch);
 
 // Reads the header without checking the CRC. DATA_LOSS if `batch` is too short or
 // has the wrong magic.
-absl::StatusOr<BatchHeader> ParseBatchHeader(std::string_view batch);
+absl::StatusOr<BatchHeader> ParseBatchHeader(absl::string_view batch);
 
 // Validates `batch` (stored at `base_offset`) and appends to `out` every record whose
 // offset is >= `min_offset`. On DATA_LOSS `out` is left unchanged.
 absl::Status DecodeBatch(
-    std::string_view batch, int64_t base_offset, int64_t min_offset,
+    absl::string_view batch, int64_t base_offset, int64_t min_offset,
     google::protobuf::RepeatedPtrField<fjord::v1::ConsumedRecord>* out);
 
-// CRC-32C (Castagnoli polynomial), as used in the header.
-uint32_t Crc32c(std::string_view data);
+// CRC-32C (Castagnoli polynomial), as used in the header. Uses the SSE4.2 crc32
+// instruction when the CPU has it, else a table-driven implementation.
+uint32_t Crc32c(absl::string_view data);
+
+namespace internal {
+// The table-driven CRC-32C that Crc32c falls back to on CPUs without SSE4.2;
+// exposed so tests can check that both paths agree.
+uint32_t Crc32cPortable(absl::string_view data);
+}  // namespace internal
 
 }  // namespace fjord::storage
 

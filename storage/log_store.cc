@@ -1,0 +1,1031 @@
+// LogStore on RocksDB: one column family per partition, group-committed
+// appends.
+//
+// Write path (group commit, after LevelDB's writer queue). Every Append, and
+// every operation that must not overlap a write (DropPartition, Close),
+// enqueues a Writer on StoreCore::queue_. Only the writer at the front of the
+// queue acts:
+//   - an append at the front becomes the *leader*: it takes the consecutive
+//   appends
+//     behind it (up to kMaxGroupBytes), gives each its offsets from its
+//     partition's pending_end_, in queue order, puts them all into one
+//     rocksdb::WriteBatch and writes it (one WAL write, one fsync with kAlways)
+//     without holding the queue lock. Then it publishes each partition's new
+//     log end offset, wakes waiters, completes the followers and hands
+//     leadership to the next front writer;
+//   - an exclusive writer (drop, close) at the front runs alone: no write is in
+//     flight while it runs, and everything behind it waits.
+// Invariants:
+//   - at most one group write is in flight, so for every partition
+//     pending_end_ == log_end_ whenever no group is being written, and a failed
+//     write can roll pending_end_ back to log_end_;
+//   - log_end_ (what readers see) only advances after the write holding those
+//     offsets has returned OK, so Read and WaitForData never expose an offset
+//     whose write is not done, and a failed write never leaves a gap or
+//     duplicate.
+//
+// Lock order (outer first): ddl_mu_ -> [queue front] -> db_mu_ -> map_mu_ ->
+// cf_mu_
+// -> state_mu_, and separately queue_mu_ -> cf_mu_ -> state_mu_. queue_mu_ is
+// never held while waiting for db_mu_ or map_mu_.
+#include "storage/log_store.h"
+
+#include <algorithm>
+#include <deque>
+#include <filesystem>
+#include <functional>
+#include <map>
+#include <set>
+#include <thread>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
+#include "common/status_macros.h"
+#include "glog/logging.h"
+#include "rocksdb/cache.h"
+#include "rocksdb/db.h"
+#include "rocksdb/options.h"
+#include "rocksdb/table.h"
+#include "rocksdb/write_batch.h"
+#include "rocksdb/write_buffer_manager.h"
+#include "storage/record_batch.h"
+
+namespace fjord::storage {
+
+absl::StatusOr<FsyncPolicy> ParseFsyncPolicy(absl::string_view name) {
+  if (name == "always") return FsyncPolicy::kAlways;
+  if (name == "interval") return FsyncPolicy::kInterval;
+  if (name == "never") return FsyncPolicy::kNever;
+  return absl::InvalidArgumentError(absl::StrCat(
+      "unknown fsync policy \"", name, "\" (want always, interval or never)"));
+}
+
+absl::string_view FsyncPolicyName(FsyncPolicy policy) {
+  switch (policy) {
+    case FsyncPolicy::kAlways:
+      return "always";
+    case FsyncPolicy::kInterval:
+      return "interval";
+    case FsyncPolicy::kNever:
+      return "never";
+  }
+  return "unknown";
+}
+
+std::string PartitionId::ColumnFamilyName() const {
+  return absl::StrCat("p.", topic_id, ".", partition);
+}
+
+absl::StatusOr<std::vector<std::shared_ptr<PartitionLog>>>
+LogStore::CreatePartitions(const std::vector<PartitionId>& ids) {
+  std::vector<std::shared_ptr<PartitionLog>> logs;
+  for (const PartitionId& id : ids) {
+    ASSIGN_OR_RETURN(std::shared_ptr<PartitionLog> log, CreatePartition(id));
+    logs.push_back(std::move(log));
+  }
+  return logs;
+}
+
+namespace {
+
+// Appends merged into one WriteBatch stop growing the group past this many
+// bytes (the first append is always taken, whatever its size).
+constexpr size_t kMaxGroupBytes = size_t{4} << 20;
+
+// Per-partition memtable size. Small, so that thousands of partitions fit in
+// the shared WriteBufferManager budget, which flushes the largest memtables
+// when full.
+constexpr size_t kPartitionWriteBufferBytes = size_t{4} << 20;
+// Memtable arena blocks: a partition with a few small batches costs one block.
+constexpr size_t kArenaBlockBytes = size_t{64} << 10;
+
+// Default-CF keys. "lso/<cf name>" holds a partition's log start offset (8-byte
+// big endian); "meta/<key>" is the metadata key space of PutMeta and friends.
+constexpr absl::string_view kLsoPrefix = "lso/";
+constexpr absl::string_view kMetaPrefix = "meta/";
+constexpr absl::string_view kPartitionCfPrefix = "p.";
+
+std::string EncodeOffset(int64_t offset) {
+  std::string key(8, '\0');
+  const uint64_t v = static_cast<uint64_t>(offset);
+  for (int i = 0; i < 8; ++i)
+    key[i] = static_cast<char>((v >> (56 - 8 * i)) & 0xFF);
+  return key;
+}
+
+bool DecodeOffset(const rocksdb::Slice& key, int64_t* offset) {
+  if (key.size() != 8) return false;
+  uint64_t v = 0;
+  for (int i = 0; i < 8; ++i) v = (v << 8) | static_cast<uint8_t>(key[i]);
+  *offset = static_cast<int64_t>(v);
+  return *offset >= 0;
+}
+
+rocksdb::Slice ToSlice(absl::string_view s) {
+  return rocksdb::Slice(s.data(), s.size());
+}
+
+std::string LsoKey(absl::string_view cf_name) {
+  return absl::StrCat(kLsoPrefix, cf_name);
+}
+std::string MetaKey(absl::string_view key) {
+  return absl::StrCat(kMetaPrefix, key);
+}
+
+// Inverse of PartitionId::ColumnFamilyName; the topic id may itself contain
+// dots.
+std::optional<PartitionId> ParseColumnFamilyName(absl::string_view name) {
+  if (!absl::StartsWith(name, kPartitionCfPrefix)) return std::nullopt;
+  name.remove_prefix(kPartitionCfPrefix.size());
+  const size_t dot = name.rfind('.');
+  if (dot == absl::string_view::npos || dot == 0) return std::nullopt;
+  PartitionId id;
+  if (!absl::SimpleAtoi(name.substr(dot + 1), &id.partition))
+    return std::nullopt;
+  id.topic_id = std::string(name.substr(0, dot));
+  if (id.ColumnFamilyName() != absl::StrCat(kPartitionCfPrefix, name))
+    return std::nullopt;
+  return id;
+}
+
+absl::Status FromRocks(const rocksdb::Status& s, absl::string_view context) {
+  if (s.ok()) return absl::OkStatus();
+  const std::string msg = absl::StrCat(context, ": ", s.ToString());
+  if (s.IsCorruption()) return absl::DataLossError(msg);
+  if (s.IsNotFound()) return absl::NotFoundError(msg);
+  return absl::InternalError(msg);
+}
+
+class StoreCore;
+
+// What a partition handle is after its column family went away.
+enum class Liveness { kLive, kDropped, kClosed };
+
+class PartitionLogImpl final : public PartitionLog {
+ public:
+  PartitionLogImpl(std::shared_ptr<StoreCore> core, PartitionId id,
+                   rocksdb::ColumnFamilyHandle* cf, int64_t log_start,
+                   int64_t log_end)
+      : core_(std::move(core)),
+        id_(std::move(id)),
+        cf_name_(id_.ColumnFamilyName()),
+        pending_end_(log_end),
+        log_start_(log_start),
+        log_end_(log_end),
+        cf_(cf) {}
+
+  const PartitionId& id() const override { return id_; }
+  absl::StatusOr<AppendResult> Append(std::string batch) override;
+  absl::StatusOr<std::vector<StoredBatch>> Read(int64_t offset,
+                                                size_t max_bytes) override;
+  int64_t log_start_offset() const override {
+    absl::MutexLock l(&state_mu_);
+    return log_start_;
+  }
+  int64_t log_end_offset() const override {
+    absl::MutexLock l(&state_mu_);
+    return log_end_;
+  }
+  bool WaitForData(int64_t offset, absl::Time deadline) override;
+  absl::StatusOr<std::pair<int64_t, int64_t>> OffsetForTimestamp(
+      int64_t timestamp_ms) override;
+
+ private:
+  friend class StoreCore;
+
+  // NOT_FOUND once dropped, UNAVAILABLE once the store closed.
+  absl::Status GoneError(Liveness liveness) const {
+    if (liveness == Liveness::kDropped) {
+      return absl::NotFoundError(
+          absl::StrCat("partition ", cf_name_, " was dropped"));
+    }
+    return absl::UnavailableError("log store is closed");
+  }
+  Liveness liveness() const {
+    absl::MutexLock l(&state_mu_);
+    return liveness_;
+  }
+  void MarkGone(Liveness liveness) {
+    absl::MutexLock l(&state_mu_);
+    if (liveness_ == Liveness::kLive) liveness_ = liveness;
+    data_cv_.SignalAll();
+  }
+  // Makes offsets below `new_end` visible: their write has completed.
+  void PublishEnd(int64_t new_end) {
+    absl::MutexLock l(&state_mu_);
+    if (new_end > log_end_) log_end_ = new_end;
+    data_cv_.SignalAll();
+  }
+
+  // Reads the range [log start, log end) snapshot and the liveness in one go.
+  struct Snapshot {
+    int64_t start;
+    int64_t end;
+    Liveness liveness;
+  };
+  Snapshot TakeSnapshot() const {
+    absl::MutexLock l(&state_mu_);
+    return {log_start_, log_end_, liveness_};
+  }
+
+  // Runs `fn(iterator, end)` with a live iterator over this partition's batches
+  // below the published log end `end`.
+  absl::Status WithIterator(
+      int64_t end, const std::function<absl::Status(rocksdb::Iterator*)>& fn);
+
+  const std::shared_ptr<StoreCore> core_;
+  const PartitionId id_;
+  const std::string cf_name_;
+
+  // Offset the next queued append will get: log_end_ plus the records of the
+  // group write in flight, if any. Only the writer at the front of the store's
+  // queue reads or writes it, with StoreCore::queue_mu_ held.
+  int64_t pending_end_;
+
+  mutable absl::Mutex state_mu_;
+  // First offset still stored.
+  int64_t log_start_ ABSL_GUARDED_BY(state_mu_);
+  // Published log end: every offset below it is durably written (per the
+  // policy).
+  int64_t log_end_ ABSL_GUARDED_BY(state_mu_);
+  Liveness liveness_ ABSL_GUARDED_BY(state_mu_) = Liveness::kLive;
+  // Signalled when log_end_ grows or liveness_ changes.
+  absl::CondVar data_cv_;
+
+  // The column family handle; null once dropped or closed. Users hold cf_mu_
+  // shared while they use it; drop and close hold it exclusively to destroy it.
+  mutable absl::Mutex cf_mu_;
+  rocksdb::ColumnFamilyHandle* cf_ ABSL_GUARDED_BY(cf_mu_);
+};
+
+// One entry of the write queue (see the file comment).
+struct Writer {
+  // An append (batch set) or an exclusive operation (exclusive set).
+  PartitionLogImpl* partition = nullptr;
+  absl::string_view batch;
+  int32_t record_count = 0;
+  std::function<absl::Status()> exclusive;
+
+  absl::StatusOr<AppendResult> result = absl::UnknownError("not written");
+  bool done = false;  // set by a leader that completed this append for us
+  absl::CondVar cv;   // signalled when done or at the front of the queue
+};
+
+// The shared state behind a LogStore and all its PartitionLogs. Partition
+// handles keep it alive, so a handle used after the store closed answers
+// UNAVAILABLE instead of touching freed memory.
+class StoreCore : public std::enable_shared_from_this<StoreCore> {
+ public:
+  explicit StoreCore(StoreOptions options) : options_(std::move(options)) {}
+  ~StoreCore() {
+    // Close() normally ran already (LogStoreImpl's destructor calls it).
+    CHECK(db_ == nullptr) << "StoreCore destroyed while open";
+  }
+
+  absl::Status OpenDb();
+  absl::StatusOr<std::vector<std::shared_ptr<PartitionLog>>> CreatePartitions(
+      const std::vector<PartitionId>& ids);
+  std::shared_ptr<PartitionLog> GetPartition(const PartitionId& id);
+  absl::Status DropPartition(const PartitionId& id);
+  std::vector<PartitionId> ListPartitions();
+  absl::Status PutMeta(absl::string_view key, absl::string_view value);
+  absl::Status DeleteMeta(absl::string_view key);
+  absl::StatusOr<std::optional<std::string>> GetMeta(absl::string_view key);
+  absl::StatusOr<std::vector<std::pair<std::string, std::string>>> ScanMeta(
+      absl::string_view prefix);
+  LogStoreStats stats() const {
+    absl::MutexLock l(&queue_mu_);
+    return stats_;
+  }
+  absl::Status Close();
+
+  // Queues an append and returns when it is done (see the file comment).
+  absl::StatusOr<AppendResult> SubmitAppend(PartitionLogImpl* partition,
+                                            absl::string_view batch,
+                                            int32_t record_count);
+
+ private:
+  friend class PartitionLogImpl;
+
+  // Runs `fn` at the front of the write queue, with no group write in flight.
+  absl::Status RunExclusive(std::function<absl::Status()> fn);
+  // Writes the group led by queue_.front(). Called and returns with queue_mu_
+  // held.
+  void LeadGroup() ABSL_EXCLUSIVE_LOCKS_REQUIRED(queue_mu_);
+  absl::Status CloseDb();
+  void SyncLoop();
+  rocksdb::ColumnFamilyOptions PartitionCfOptions() const;
+
+  const StoreOptions options_;
+  std::shared_ptr<rocksdb::Cache> block_cache_;
+  std::shared_ptr<rocksdb::WriteBufferManager> write_buffer_manager_;
+
+  // The write queue.
+  mutable absl::Mutex queue_mu_;
+  std::deque<Writer*> queue_ ABSL_GUARDED_BY(queue_mu_);
+  // Set when Close starts: new appends and drops fail UNAVAILABLE from then on.
+  bool closing_ ABSL_GUARDED_BY(queue_mu_) = false;
+  // Set when Close finished, with its result.
+  bool closed_ ABSL_GUARDED_BY(queue_mu_) = false;
+  absl::Status close_status_ ABSL_GUARDED_BY(queue_mu_);
+  absl::CondVar closed_cv_;
+  LogStoreStats stats_ ABSL_GUARDED_BY(queue_mu_);
+
+  // Serializes partition creation and drops against each other (not against
+  // appends or reads), so a name is never being created and dropped at once.
+  absl::Mutex ddl_mu_;
+
+  // The database; null after Close. Users hold db_mu_ shared; Close holds it
+  // exclusively to close the database.
+  mutable absl::Mutex db_mu_;
+  rocksdb::DB* db_ ABSL_GUARDED_BY(db_mu_) = nullptr;
+  // Handles of column families that are not partitions (default and unknown
+  // ones).
+  std::vector<rocksdb::ColumnFamilyHandle*> other_cfs_ ABSL_GUARDED_BY(db_mu_);
+  rocksdb::ColumnFamilyHandle* default_cf_ ABSL_GUARDED_BY(db_mu_) = nullptr;
+
+  mutable absl::Mutex map_mu_;
+  // Live partitions by column family name.
+  std::map<std::string, std::shared_ptr<PartitionLogImpl>> partitions_
+      ABSL_GUARDED_BY(map_mu_);
+
+  // With FsyncPolicy::kInterval, a thread that syncs the WAL periodically.
+  absl::Mutex sync_mu_;
+  bool stop_sync_ ABSL_GUARDED_BY(sync_mu_) = false;
+  absl::CondVar sync_cv_;
+  std::thread sync_thread_;
+};
+
+// ---------------------------------------------------------------------------
+// Opening.
+
+rocksdb::ColumnFamilyOptions StoreCore::PartitionCfOptions() const {
+  rocksdb::ColumnFamilyOptions cf;
+  cf.write_buffer_size = kPartitionWriteBufferBytes;
+  cf.arena_block_size = kArenaBlockBytes;
+  cf.max_write_buffer_number = 3;
+  cf.level_compaction_dynamic_level_bytes = true;
+  cf.target_file_size_base = size_t{32} << 20;
+  rocksdb::BlockBasedTableOptions table;
+  table.block_cache = block_cache_;
+  table.block_size = 32 << 10;
+  cf.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
+  return cf;
+}
+
+absl::Status StoreCore::OpenDb() {
+  if (options_.data_dir.empty())
+    return absl::InvalidArgumentError("empty data_dir");
+  std::error_code ec;
+  std::filesystem::create_directories(options_.data_dir, ec);
+  if (ec) {
+    return absl::InternalError(
+        absl::StrCat("cannot create ", options_.data_dir, ": ", ec.message()));
+  }
+  block_cache_ = rocksdb::NewLRUCache(options_.block_cache_bytes);
+  write_buffer_manager_ = std::make_shared<rocksdb::WriteBufferManager>(
+      options_.write_buffer_budget_bytes);
+
+  rocksdb::DBOptions db_options;
+  db_options.create_if_missing = true;
+  db_options.create_missing_column_families = true;
+  db_options.write_buffer_manager = write_buffer_manager_;
+  // A WAL file can only be deleted once every column family with data in it has
+  // flushed; with thousands of partitions, a rarely written one would pin WAL
+  // files forever. Past this total size RocksDB flushes the column families
+  // holding the oldest WAL.
+  db_options.max_total_wal_size = std::max<uint64_t>(
+      uint64_t{64} << 20, options_.write_buffer_budget_bytes / 2);
+  // Recovered WAL data stays in memtables instead of one tiny flush per
+  // partition on every open.
+  db_options.avoid_flush_during_recovery = true;
+  db_options.max_background_jobs = 2;
+  db_options.max_open_files = 4096;
+  db_options.keep_log_file_num = 4;
+  db_options.max_log_file_size = size_t{16} << 20;
+
+  std::vector<std::string> cf_names;
+  if (std::filesystem::exists(std::filesystem::path(options_.data_dir) /
+                              "CURRENT")) {
+    rocksdb::Status s = rocksdb::DB::ListColumnFamilies(
+        db_options, options_.data_dir, &cf_names);
+    RETURN_IF_ERROR(FromRocks(s, "listing column families"));
+  } else {
+    cf_names.push_back(rocksdb::kDefaultColumnFamilyName);
+  }
+  std::vector<rocksdb::ColumnFamilyDescriptor> descriptors;
+  for (const std::string& name : cf_names) {
+    descriptors.emplace_back(name, PartitionCfOptions());
+  }
+  std::vector<rocksdb::ColumnFamilyHandle*> handles;
+  rocksdb::DB* db = nullptr;
+  rocksdb::Status s = rocksdb::DB::Open(db_options, options_.data_dir,
+                                        descriptors, &handles, &db);
+  RETURN_IF_ERROR(FromRocks(s, absl::StrCat("opening ", options_.data_dir)));
+
+  absl::WriterMutexLock dl(&db_mu_);
+  absl::MutexLock ml(&map_mu_);
+  db_ = db;
+  // Recover each partition's offsets. From here on errors go through CloseDb
+  // (by the caller's Close) so that the handles are released.
+  absl::Status status;
+  for (rocksdb::ColumnFamilyHandle* handle : handles) {
+    if (handle->GetName() == rocksdb::kDefaultColumnFamilyName)
+      default_cf_ = handle;
+    std::optional<PartitionId> id = ParseColumnFamilyName(handle->GetName());
+    if (!id.has_value() || !status.ok()) {
+      other_cfs_.push_back(handle);
+      continue;
+    }
+    int64_t lso = 0, first = -1, end = 0;
+    std::string lso_value;
+    s = db_->Get(rocksdb::ReadOptions(), LsoKey(handle->GetName()), &lso_value);
+    if (s.ok()) {
+      if (!DecodeOffset(lso_value, &lso)) {
+        status = absl::DataLossError(
+            absl::StrCat("bad log start of ", handle->GetName()));
+      }
+    } else if (!s.IsNotFound()) {
+      status = FromRocks(s, "reading log start");
+    }
+    std::unique_ptr<rocksdb::Iterator> it(
+        db_->NewIterator(rocksdb::ReadOptions(), handle));
+    it->SeekToFirst();
+    if (it->Valid() && !DecodeOffset(it->key(), &first)) {
+      status =
+          absl::DataLossError(absl::StrCat("bad key in ", handle->GetName()));
+    }
+    it->SeekToLast();
+    if (it->Valid()) {
+      int64_t base;
+      absl::StatusOr<BatchHeader> header = ParseBatchHeader(
+          absl::string_view(it->value().data(), it->value().size()));
+      if (!DecodeOffset(it->key(), &base) || !header.ok()) {
+        // Without its last batch's header, a partition's log end is unknown.
+        // TODO: truncate the log at the first corrupt batch, as Kafka's
+        // recovery does.
+        status = absl::DataLossError(
+            absl::StrCat("cannot recover the log end of ", handle->GetName(),
+                         ": last batch corrupt"));
+      } else {
+        end = base + header->record_count;
+      }
+    }
+    if (status.ok()) status = FromRocks(it->status(), "scanning partition");
+    if (!status.ok()) {
+      other_cfs_.push_back(handle);
+      continue;
+    }
+    const int64_t start = std::max(lso, first);
+    end = std::max(end, start);
+    partitions_[handle->GetName()] = std::make_shared<PartitionLogImpl>(
+        shared_from_this(), std::move(*id), handle, start, end);
+  }
+  RETURN_IF_ERROR(status);
+  LOG(INFO) << "opened log store " << options_.data_dir << " with "
+            << partitions_.size()
+            << " partitions, fsync=" << FsyncPolicyName(options_.fsync);
+  if (options_.fsync == FsyncPolicy::kInterval) {
+    sync_thread_ = std::thread([this] { SyncLoop(); });
+  }
+  return absl::OkStatus();
+}
+
+void StoreCore::SyncLoop() {
+  absl::MutexLock l(&sync_mu_);
+  while (!stop_sync_) {
+    sync_cv_.WaitWithTimeout(&sync_mu_, options_.fsync_interval);
+    if (stop_sync_) break;
+    absl::ReaderMutexLock dl(&db_mu_);
+    if (db_ == nullptr) break;
+    rocksdb::Status s = db_->SyncWAL();
+    if (!s.ok()) LOG(ERROR) << "periodic WAL sync failed: " << s.ToString();
+  }
+}
+
+// ---------------------------------------------------------------------------
+// The write queue.
+
+absl::StatusOr<AppendResult> StoreCore::SubmitAppend(
+    PartitionLogImpl* partition, absl::string_view batch,
+    int32_t record_count) {
+  Writer w;
+  w.partition = partition;
+  w.batch = batch;
+  w.record_count = record_count;
+  absl::MutexLock l(&queue_mu_);
+  if (closing_) return absl::UnavailableError("log store is closing");
+  if (Liveness live = partition->liveness(); live != Liveness::kLive) {
+    return partition->GoneError(live);
+  }
+  queue_.push_back(&w);
+  while (!w.done && queue_.front() != &w) w.cv.Wait(&queue_mu_);
+  if (!w.done) LeadGroup();
+  return w.result;
+}
+
+void StoreCore::LeadGroup() {
+  // Take the appends at the front, up to an exclusive writer or the byte cap.
+  std::vector<Writer*> group;
+  size_t group_bytes = 0;
+  for (Writer* w : queue_) {
+    if (w->exclusive) break;
+    if (!group.empty() && group_bytes + w->batch.size() > kMaxGroupBytes) break;
+    group.push_back(w);
+    group_bytes += w->batch.size();
+  }
+
+  // Assign offsets in queue order and build the write.
+  rocksdb::WriteBatch write_batch(group_bytes + group.size() * 32);
+  std::vector<Writer*> written;
+  for (Writer* w : group) {
+    PartitionLogImpl* p = w->partition;
+    absl::ReaderMutexLock cl(&p->cf_mu_);
+    if (Liveness live = p->liveness();
+        live != Liveness::kLive || p->cf_ == nullptr) {
+      w->result =
+          p->GoneError(live == Liveness::kLive ? Liveness::kDropped : live);
+      continue;
+    }
+    const int64_t base = p->pending_end_;
+    w->result = AppendResult{base, base + w->record_count - 1};
+    p->pending_end_ += w->record_count;
+    rocksdb::Status s =
+        write_batch.Put(p->cf_, EncodeOffset(base), ToSlice(w->batch));
+    if (!s.ok()) {  // only for oversized entries
+      w->result = FromRocks(s, "building write batch");
+      p->pending_end_ -= w->record_count;
+      continue;
+    }
+    written.push_back(w);
+  }
+
+  // Write without holding the queue lock, so that more appends can queue up
+  // behind this group (they form the next one).
+  rocksdb::Status s;
+  if (!written.empty()) {
+    queue_mu_.Unlock();
+    {
+      rocksdb::WriteOptions write_options;
+      write_options.sync = options_.fsync == FsyncPolicy::kAlways;
+      absl::ReaderMutexLock dl(&db_mu_);
+      s = db_ == nullptr ? rocksdb::Status::Aborted("closed")
+                         : db_->Write(write_options, &write_batch);
+    }
+    queue_mu_.Lock();
+  }
+
+  if (s.ok()) {
+    for (Writer* w : written)
+      w->partition->PublishEnd(w->result->last_offset + 1);
+    if (!written.empty()) {
+      stats_.rocksdb_writes++;
+      stats_.appends += written.size();
+      for (Writer* w : written) stats_.append_bytes += w->batch.size();
+      stats_.largest_group =
+          std::max<uint64_t>(stats_.largest_group, written.size());
+    }
+  } else {
+    const absl::Status error = FromRocks(s, "appending");
+    LOG(ERROR) << "group write of " << written.size()
+               << " appends failed: " << error;
+    for (Writer* w : written) {
+      w->result = absl::InternalError(error.message());
+      // This group was the only write in flight: nothing past log_end_ exists.
+      w->partition->pending_end_ = w->partition->log_end_offset();
+    }
+  }
+
+  Writer* const leader = queue_.front();
+  for (Writer* w : group) {
+    CHECK(queue_.front() == w);
+    queue_.pop_front();
+    if (w != leader) {
+      w->done = true;
+      w->cv.Signal();
+    }
+  }
+  if (!queue_.empty()) queue_.front()->cv.Signal();
+}
+
+absl::Status StoreCore::RunExclusive(std::function<absl::Status()> fn) {
+  Writer w;
+  w.exclusive = std::move(fn);
+  absl::MutexLock l(&queue_mu_);
+  queue_.push_back(&w);
+  while (queue_.front() != &w) w.cv.Wait(&queue_mu_);
+  queue_mu_.Unlock();
+  absl::Status status = w.exclusive();
+  queue_mu_.Lock();
+  queue_.pop_front();
+  if (!queue_.empty()) queue_.front()->cv.Signal();
+  return status;
+}
+
+// ---------------------------------------------------------------------------
+// Partitions.
+
+absl::StatusOr<std::vector<std::shared_ptr<PartitionLog>>>
+StoreCore::CreatePartitions(const std::vector<PartitionId>& ids) {
+  absl::MutexLock ddl(&ddl_mu_);
+  std::vector<std::string> names;
+  {
+    absl::MutexLock ml(&map_mu_);
+    std::set<std::string> seen;
+    for (const PartitionId& id : ids) {
+      std::string name = id.ColumnFamilyName();
+      if (id.topic_id.empty() || id.partition < 0) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("bad partition id ", name));
+      }
+      if (partitions_.count(name) > 0 || !seen.insert(name).second) {
+        return absl::AlreadyExistsError(
+            absl::StrCat("partition ", name, " exists"));
+      }
+      names.push_back(std::move(name));
+    }
+  }
+  if (ids.empty()) return std::vector<std::shared_ptr<PartitionLog>>();
+
+  absl::ReaderMutexLock dl(&db_mu_);
+  if (db_ == nullptr) return absl::UnavailableError("log store is closed");
+  std::vector<rocksdb::ColumnFamilyHandle*> handles;
+  rocksdb::Status s =
+      db_->CreateColumnFamilies(PartitionCfOptions(), names, &handles);
+  if (!s.ok()) {
+    for (auto* h : handles) {
+      (void)db_->DropColumnFamily(h);
+      (void)db_->DestroyColumnFamilyHandle(h);
+    }
+    return FromRocks(s, "creating column families");
+  }
+  // A dropped partition's log start key is deleted with it, but clear any
+  // leftover so that the new partition starts at 0.
+  rocksdb::WriteBatch clear;
+  for (const std::string& name : names)
+    (void)clear.Delete(default_cf_, LsoKey(name));
+  rocksdb::WriteOptions sync;
+  sync.sync = true;
+  s = db_->Write(sync, &clear);
+  if (!s.ok()) LOG(ERROR) << "clearing log start keys failed: " << s.ToString();
+
+  std::vector<std::shared_ptr<PartitionLog>> logs;
+  absl::MutexLock ml(&map_mu_);
+  for (size_t i = 0; i < ids.size(); ++i) {
+    auto log = std::make_shared<PartitionLogImpl>(shared_from_this(), ids[i],
+                                                  handles[i], 0, 0);
+    partitions_[names[i]] = log;
+    logs.push_back(std::move(log));
+  }
+  return logs;
+}
+
+std::shared_ptr<PartitionLog> StoreCore::GetPartition(const PartitionId& id) {
+  absl::MutexLock ml(&map_mu_);
+  auto it = partitions_.find(id.ColumnFamilyName());
+  if (it == partitions_.end()) return nullptr;
+  return it->second;
+}
+
+std::vector<PartitionId> StoreCore::ListPartitions() {
+  absl::MutexLock ml(&map_mu_);
+  std::vector<PartitionId> ids;
+  ids.reserve(partitions_.size());
+  for (const auto& [name, log] : partitions_) ids.push_back(log->id());
+  return ids;
+}
+
+absl::Status StoreCore::DropPartition(const PartitionId& id) {
+  absl::MutexLock ddl(&ddl_mu_);
+  {
+    absl::MutexLock l(&queue_mu_);
+    if (closing_) return absl::UnavailableError("log store is closing");
+  }
+  const std::string name = id.ColumnFamilyName();
+  // Exclusive, so that no group write holding this column family is in flight.
+  // Appends queued behind us find the partition dropped and fail NOT_FOUND.
+  return RunExclusive([&]() -> absl::Status {
+    absl::ReaderMutexLock dl(&db_mu_);
+    if (db_ == nullptr) return absl::UnavailableError("log store is closed");
+    std::shared_ptr<PartitionLogImpl> log;
+    {
+      absl::MutexLock ml(&map_mu_);
+      auto it = partitions_.find(name);
+      if (it == partitions_.end()) {
+        return absl::NotFoundError(absl::StrCat("no partition ", name));
+      }
+      log = it->second;
+    }
+    {
+      absl::WriterMutexLock cl(&log->cf_mu_);
+      RETURN_IF_ERROR(
+          FromRocks(db_->DropColumnFamily(log->cf_), "dropping " + name));
+      (void)db_->DestroyColumnFamilyHandle(log->cf_);
+      log->cf_ = nullptr;
+      log->MarkGone(Liveness::kDropped);
+    }
+    {
+      absl::MutexLock ml(&map_mu_);
+      partitions_.erase(name);
+    }
+    rocksdb::WriteOptions sync;
+    sync.sync = true;
+    rocksdb::Status s = db_->Delete(sync, default_cf_, LsoKey(name));
+    if (!s.ok())
+      LOG(ERROR) << "deleting log start of " << name << ": " << s.ToString();
+    LOG(INFO) << "dropped partition " << name;
+    return absl::OkStatus();
+  });
+}
+
+// ---------------------------------------------------------------------------
+// Metadata key space.
+
+absl::Status StoreCore::PutMeta(absl::string_view key,
+                                absl::string_view value) {
+  absl::ReaderMutexLock dl(&db_mu_);
+  if (db_ == nullptr) return absl::UnavailableError("log store is closed");
+  rocksdb::WriteOptions sync;
+  sync.sync = true;
+  return FromRocks(db_->Put(sync, default_cf_, MetaKey(key), ToSlice(value)),
+                   "PutMeta");
+}
+
+absl::Status StoreCore::DeleteMeta(absl::string_view key) {
+  absl::ReaderMutexLock dl(&db_mu_);
+  if (db_ == nullptr) return absl::UnavailableError("log store is closed");
+  rocksdb::WriteOptions sync;
+  sync.sync = true;
+  return FromRocks(db_->Delete(sync, default_cf_, MetaKey(key)), "DeleteMeta");
+}
+
+absl::StatusOr<std::optional<std::string>> StoreCore::GetMeta(
+    absl::string_view key) {
+  absl::ReaderMutexLock dl(&db_mu_);
+  if (db_ == nullptr) return absl::UnavailableError("log store is closed");
+  std::string value;
+  rocksdb::Status s =
+      db_->Get(rocksdb::ReadOptions(), default_cf_, MetaKey(key), &value);
+  if (s.IsNotFound()) return std::optional<std::string>();
+  RETURN_IF_ERROR(FromRocks(s, "GetMeta"));
+  return std::optional<std::string>(std::move(value));
+}
+
+absl::StatusOr<std::vector<std::pair<std::string, std::string>>>
+StoreCore::ScanMeta(absl::string_view prefix) {
+  absl::ReaderMutexLock dl(&db_mu_);
+  if (db_ == nullptr) return absl::UnavailableError("log store is closed");
+  const std::string start = MetaKey(prefix);
+  std::vector<std::pair<std::string, std::string>> out;
+  std::unique_ptr<rocksdb::Iterator> it(
+      db_->NewIterator(rocksdb::ReadOptions(), default_cf_));
+  for (it->Seek(start); it->Valid() && it->key().starts_with(start);
+       it->Next()) {
+    out.emplace_back(it->key().ToString().substr(kMetaPrefix.size()),
+                     it->value().ToString());
+  }
+  RETURN_IF_ERROR(FromRocks(it->status(), "ScanMeta"));
+  return out;
+}
+
+// ---------------------------------------------------------------------------
+// Closing.
+
+absl::Status StoreCore::Close() {
+  {
+    absl::MutexLock l(&queue_mu_);
+    if (closing_) {
+      while (!closed_) closed_cv_.Wait(&queue_mu_);
+      return close_status_;
+    }
+    closing_ = true;
+  }
+  if (sync_thread_.joinable()) {
+    {
+      absl::MutexLock l(&sync_mu_);
+      stop_sync_ = true;
+      sync_cv_.Signal();
+    }
+    sync_thread_.join();
+  }
+  // Appends queued before closing_ was set complete first; later ones were
+  // refused.
+  absl::Status status = RunExclusive([this] { return CloseDb(); });
+  absl::MutexLock l(&queue_mu_);
+  closed_ = true;
+  close_status_ = status;
+  closed_cv_.SignalAll();
+  return status;
+}
+
+absl::Status StoreCore::CloseDb() {
+  absl::WriterMutexLock dl(&db_mu_);
+  if (db_ == nullptr) return absl::OkStatus();
+  absl::Status status = FromRocks(db_->SyncWAL(), "syncing the WAL");
+  std::map<std::string, std::shared_ptr<PartitionLogImpl>> partitions;
+  {
+    absl::MutexLock ml(&map_mu_);
+    partitions.swap(partitions_);
+  }
+  for (auto& [name, log] : partitions) {
+    log->MarkGone(Liveness::kClosed);
+    absl::WriterMutexLock cl(&log->cf_mu_);
+    (void)db_->DestroyColumnFamilyHandle(log->cf_);
+    log->cf_ = nullptr;
+  }
+  for (rocksdb::ColumnFamilyHandle* h : other_cfs_)
+    (void)db_->DestroyColumnFamilyHandle(h);
+  other_cfs_.clear();
+  default_cf_ = nullptr;
+  rocksdb::Status s = db_->Close();
+  if (status.ok()) status = FromRocks(s, "closing RocksDB");
+  delete db_;
+  db_ = nullptr;
+  if (status.ok()) {
+    LOG(INFO) << "closed log store " << options_.data_dir;
+  } else {
+    LOG(ERROR) << "closing log store " << options_.data_dir << ": " << status;
+  }
+  return status;
+}
+
+// ---------------------------------------------------------------------------
+// PartitionLogImpl.
+
+absl::StatusOr<AppendResult> PartitionLogImpl::Append(std::string batch) {
+  RETURN_IF_ERROR(ValidateBatch(batch));
+  ASSIGN_OR_RETURN(BatchHeader header, ParseBatchHeader(batch));
+  return core_->SubmitAppend(this, batch, header.record_count);
+}
+
+absl::Status PartitionLogImpl::WithIterator(
+    int64_t end, const std::function<absl::Status(rocksdb::Iterator*)>& fn) {
+  absl::ReaderMutexLock dl(&core_->db_mu_);
+  if (core_->db_ == nullptr)
+    return absl::UnavailableError("log store is closed");
+  absl::ReaderMutexLock cl(&cf_mu_);
+  if (cf_ == nullptr) return GoneError(liveness());
+  // Batches at or past the published end may belong to a write in flight.
+  const std::string upper = EncodeOffset(end);
+  const rocksdb::Slice upper_slice(upper);
+  rocksdb::ReadOptions read_options;
+  read_options.iterate_upper_bound = &upper_slice;
+  std::unique_ptr<rocksdb::Iterator> it(
+      core_->db_->NewIterator(read_options, cf_));
+  RETURN_IF_ERROR(fn(it.get()));
+  return FromRocks(it->status(), absl::StrCat("reading ", cf_name_));
+}
+
+// Positions `it` at the batch containing `offset` (or the first one after it).
+void SeekToBatchContaining(rocksdb::Iterator* it, int64_t offset) {
+  const std::string key = EncodeOffset(offset);
+  it->SeekForPrev(key);
+  if (!it->Valid() && it->status().ok()) it->Seek(key);
+}
+
+absl::StatusOr<std::vector<StoredBatch>> PartitionLogImpl::Read(
+    int64_t offset, size_t max_bytes) {
+  const Snapshot snap = TakeSnapshot();
+  if (snap.liveness != Liveness::kLive) return GoneError(snap.liveness);
+  if (offset < snap.start || offset > snap.end) {
+    return absl::OutOfRangeError(absl::StrCat(
+        "offset ", offset, " is outside the log of partition ", cf_name_,
+        ": valid offsets are [", snap.start, ", ", snap.end, "]"));
+  }
+  std::vector<StoredBatch> batches;
+  if (offset == snap.end) return batches;
+  size_t total = 0;
+  RETURN_IF_ERROR(
+      WithIterator(snap.end, [&](rocksdb::Iterator* it) -> absl::Status {
+        for (SeekToBatchContaining(it, offset); it->Valid(); it->Next()) {
+          StoredBatch batch;
+          const absl::string_view value(it->value().data(), it->value().size());
+          if (!DecodeOffset(it->key(), &batch.base_offset)) {
+            return absl::DataLossError(absl::StrCat("bad key in ", cf_name_));
+          }
+          if (absl::Status s = ValidateBatch(value); !s.ok()) {
+            return absl::DataLossError(
+                absl::StrCat("batch at offset ", batch.base_offset, " of ",
+                             cf_name_, ": ", s.message()));
+          }
+          batch.record_count = ParseBatchHeader(value)->record_count;
+          if (batch.base_offset + batch.record_count <= offset) continue;
+          if (!batches.empty() && total + value.size() > max_bytes) break;
+          total += value.size();
+          batch.data = std::string(value);
+          batches.push_back(std::move(batch));
+          if (total >= max_bytes) break;
+        }
+        return absl::OkStatus();
+      }));
+  return batches;
+}
+
+bool PartitionLogImpl::WaitForData(int64_t offset, absl::Time deadline) {
+  absl::MutexLock l(&state_mu_);
+  while (log_end_ <= offset && liveness_ == Liveness::kLive) {
+    if (data_cv_.WaitWithDeadline(&state_mu_, deadline)) break;  // timed out
+  }
+  return log_end_ > offset && liveness_ == Liveness::kLive;
+}
+
+absl::StatusOr<std::pair<int64_t, int64_t>>
+PartitionLogImpl::OffsetForTimestamp(int64_t timestamp_ms) {
+  const Snapshot snap = TakeSnapshot();
+  if (snap.liveness != Liveness::kLive) return GoneError(snap.liveness);
+  std::pair<int64_t, int64_t> found{snap.end, -1};
+  if (snap.start == snap.end) return found;
+  // TODO: this scans every batch from the log start: O(n) in the log's size. A
+  // time index column family (max_timestamp -> base offset, written in the same
+  // WriteBatch as the data) would make it one O(log n) seek.
+  RETURN_IF_ERROR(
+      WithIterator(snap.end, [&](rocksdb::Iterator* it) -> absl::Status {
+        for (SeekToBatchContaining(it, snap.start); it->Valid(); it->Next()) {
+          int64_t base;
+          const absl::string_view value(it->value().data(), it->value().size());
+          if (!DecodeOffset(it->key(), &base)) {
+            return absl::DataLossError(absl::StrCat("bad key in ", cf_name_));
+          }
+          ASSIGN_OR_RETURN(BatchHeader header, ParseBatchHeader(value));
+          if (header.max_timestamp < timestamp_ms)
+            continue;  // nothing late enough here
+          google::protobuf::RepeatedPtrField<fjord::v1::ConsumedRecord> records;
+          RETURN_IF_ERROR(DecodeBatch(value, base, snap.start, &records));
+          for (const auto& r : records) {
+            if (r.timestamp_ms() >= timestamp_ms) {
+              found = {r.offset(), r.timestamp_ms()};
+              return absl::OkStatus();
+            }
+          }
+        }
+        return absl::OkStatus();
+      }));
+  return found;
+}
+
+// ---------------------------------------------------------------------------
+// The LogStore handed to callers: forwards to the core and closes it when
+// destroyed. Outstanding PartitionLog handles keep the (closed) core alive.
+
+class LogStoreImpl final : public LogStore {
+ public:
+  explicit LogStoreImpl(std::shared_ptr<StoreCore> core)
+      : core_(std::move(core)) {}
+  ~LogStoreImpl() override { (void)core_->Close(); }
+
+  absl::StatusOr<std::shared_ptr<PartitionLog>> CreatePartition(
+      const PartitionId& id) override {
+    ASSIGN_OR_RETURN(auto logs, core_->CreatePartitions({id}));
+    return logs[0];
+  }
+  absl::StatusOr<std::vector<std::shared_ptr<PartitionLog>>> CreatePartitions(
+      const std::vector<PartitionId>& ids) override {
+    return core_->CreatePartitions(ids);
+  }
+  std::shared_ptr<PartitionLog> GetPartition(const PartitionId& id) override {
+    return core_->GetPartition(id);
+  }
+  absl::Status DropPartition(const PartitionId& id) override {
+    return core_->DropPartition(id);
+  }
+  std::vector<PartitionId> ListPartitions() override {
+    return core_->ListPartitions();
+  }
+  absl::Status PutMeta(absl::string_view key,
+                       absl::string_view value) override {
+    return core_->PutMeta(key, value);
+  }
+  absl::Status DeleteMeta(absl::string_view key) override {
+    return core_->DeleteMeta(key);
+  }
+  absl::StatusOr<std::optional<std::string>> GetMeta(
+      absl::string_view key) override {
+    return core_->GetMeta(key);
+  }
+  absl::StatusOr<std::vector<std::pair<std::string, std::string>>> ScanMeta(
+      absl::string_view prefix) override {
+    return core_->ScanMeta(prefix);
+  }
+  LogStoreStats stats() const override { return core_->stats(); }
+  absl::Status Close() override { return core_->Close(); }
+
+ private:
+  const std::shared_ptr<StoreCore> core_;
+};
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<LogStore>> LogStore::Open(
+    const StoreOptions& options) {
+  auto core = std::make_shared<StoreCore>(options);
+  if (absl::Status s = core->OpenDb(); !s.ok()) {
+    (void)core->Close();
+    return s;
+  }
+  return std::unique_ptr<LogStore>(new LogStoreImpl(std::move(core)));
+}
+
+}  // namespace fjord::storage
