@@ -4,6 +4,7 @@
 #include <utility>
 
 #include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "fjord/v1/produce.grpc.pb.h"
 #include "glog/logging.h"
@@ -22,6 +23,8 @@ struct Producer::Batch {
   // Earliest time of the next attempt (backoff).
   absl::Time not_before = absl::InfinitePast();
   int attempts = 0;
+  // Failed tries, including those that never reached a broker; drives backoff.
+  int retries = 0;
   // Some attempt ended without a definite answer.
   bool maybe_appended = false;
   // A batch being retried takes no more records.
@@ -110,7 +113,19 @@ absl::Status Producer::Send(ProducerRecord record, DeliveryCallback callback) {
     if (closing_) return absl::FailedPreconditionError("producer is closed");
   }
   if (record.topic.empty()) return absl::InvalidArgumentError("empty topic");
+  // Like Kafka's max.block.ms: wait (with backoff) for metadata while no broker
+  // answers, e.g. during a restart or an election.
+  const absl::Time metadata_until = absl::Now() + options_.max_block;
+  absl::Duration backoff = options_.retry_backoff;
   auto info = cluster_->Topic(record.topic);
+  while (!info.ok() &&
+         (info.status().code() == absl::StatusCode::kUnavailable ||
+          info.status().code() == absl::StatusCode::kDeadlineExceeded) &&
+         absl::Now() + backoff < metadata_until) {
+    absl::SleepFor(backoff);
+    backoff = std::min(backoff * 2, options_.retry_backoff_max);
+    info = cluster_->Topic(record.topic, /*refresh=*/true);
+  }
   if (!info.ok()) return info.status();
   const int32_t partitions = (*info)->partitions_size();
   if (partitions < 1) {
@@ -129,6 +144,18 @@ absl::Status Producer::Send(ProducerRecord record, DeliveryCallback callback) {
     partition = partitioner_.Partition(record.topic, record.key, partitions);
   }
   const size_t bytes = RecordBytes(record);
+  // Refuse what the broker would refuse, so one oversized record does not fail
+  // the records batched with it.
+  if (auto it = (*info)->configs().find("max.message.bytes");
+      it != (*info)->configs().end()) {
+    int64_t limit = 0;
+    if (absl::SimpleAtoi(it->second, &limit) && limit > 0 &&
+        bytes > static_cast<uint64_t>(limit)) {
+      return absl::ResourceExhaustedError(absl::StrCat(
+          "record is ", bytes, " bytes (key + value + headers); topic ",
+          record.topic, " allows at most ", limit, " (max.message.bytes)"));
+    }
+  }
 
   fjord::v1::Record proto;
   if (record.key.has_value()) proto.set_key(std::move(*record.key));
@@ -321,8 +348,10 @@ void Producer::OnProduceDone(InFlight* call, const grpc::Status& status) {
       absl::StrCat(batch->tp.ToString(), ": ", status.error_message()));
   VLOG(1) << "produce to " << batch->tp.ToString() << " attempt "
           << batch->attempts << ": " << error;
+  // CANCELLED: we never cancel, so the broker did (shutting down mid-request).
   if (code == grpc::StatusCode::UNAVAILABLE ||
       code == grpc::StatusCode::DEADLINE_EXCEEDED ||
+      code == grpc::StatusCode::CANCELLED ||
       code == grpc::StatusCode::ABORTED) {
     // Definite refusals: the broker said it is not the leader, is shutting
     // down, or the connection never came up. Anything else may have been
@@ -351,8 +380,9 @@ void Producer::RetryOrFail(std::unique_ptr<Batch> batch, absl::Status error,
                            bool maybe_appended) {
   batch->maybe_appended |= maybe_appended;
   batch->last_error = std::move(error);
+  ++batch->retries;
   absl::Duration backoff = options_.retry_backoff;
-  for (int i = 1; i < batch->attempts && backoff < options_.retry_backoff_max;
+  for (int i = 1; i < batch->retries && backoff < options_.retry_backoff_max;
        ++i) {
     backoff *= 2;
   }
@@ -391,6 +421,17 @@ void Producer::Complete(std::unique_ptr<Batch> batch,
                         const fjord::v1::ProduceResponse* response,
                         const absl::Status& error, bool held_slot) {
   const int n = batch->request.records_size();
+  if (error.ok() && response->base_offset() >= 0 &&
+      response->last_offset() - response->base_offset() + 1 != n) {
+    LOG(ERROR) << "[tp=" << batch->tp.ToString() << "] broker answered offsets "
+               << response->base_offset() << ".." << response->last_offset()
+               << " for a batch of " << n << " records";
+  }
+  VLOG(2) << "[tp=" << batch->tp.ToString() << "] batch of " << n
+          << " records attempt " << batch->attempts << ": "
+          << (error.ok() ? absl::StrCat("offsets ", response->base_offset(),
+                                        "..", response->last_offset())
+                         : error.ToString());
   if (!error.ok()) {
     VLOG(1) << "failed " << n << " records to " << batch->tp.ToString() << ": "
             << error;

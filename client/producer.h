@@ -88,6 +88,8 @@ struct ProducerOptions {
   int max_in_flight = 64;
   // Bytes of records buffered (queued or in flight); Send() blocks while the
   // buffer is full, for at most max_block, then fails with RESOURCE_EXHAUSTED.
+  // Send() also waits up to max_block for topic metadata while no broker
+  // answers.
   size_t buffer_max_bytes = 64 * 1024 * 1024;
   absl::Duration max_block = absl::Seconds(60);
   // Deadline of each Produce RPC.
@@ -105,9 +107,13 @@ struct ProducerOptions {
 // batch; a sender thread ships batches to partition leaders via the Produce
 // RPC.
 //
+// Without idempotence (not built yet), a retry after an attempt whose answer
+// was lost may store the batch twice.
+//
 // Retries: UNAVAILABLE (not leader: metadata is refreshed and the batch
 // re-routed; electing; too few in-sync replicas; broker unreachable),
-// DEADLINE_EXCEEDED and ABORTED are retried with backoff until
+// DEADLINE_EXCEEDED, CANCELLED (a broker shutting down mid-request) and ABORTED
+// are retried with backoff until
 // delivery_timeout. Other errors (NOT_FOUND, INVALID_ARGUMENT,
 // RESOURCE_EXHAUSTED, ...) fail the batch's records at once, with the broker's
 // code and message.
@@ -127,8 +133,10 @@ class Producer {
 
   // Queues `record`; `callback` later reports its fate. Returns an error (and
   // never calls `callback`) when the record cannot be queued: NOT_FOUND for an
-  // unknown topic or partition, UNAVAILABLE when metadata cannot be fetched,
-  // RESOURCE_EXHAUSTED when the buffer stayed full for max_block,
+  // unknown topic or partition, UNAVAILABLE when metadata could not be fetched
+  // within max_block,
+  // RESOURCE_EXHAUSTED for a record above the topic's max.message.bytes or when
+  // the buffer stayed full for max_block,
   // FAILED_PRECONDITION after Close(). May block on metadata or a full buffer.
   absl::Status Send(ProducerRecord record, DeliveryCallback callback);
 

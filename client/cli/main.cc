@@ -267,6 +267,8 @@ absl::Status Produce(const Invocation& inv,
   auto acks = client::ParseAcks(inv.Get("acks", "all"));
   if (!acks.ok()) return acks.status();
   options.acks = *acks;
+  // Ride out a broker restart, but do not hang a minute on a wrong address.
+  options.max_block = absl::Seconds(30);
   std::optional<int32_t> partition;
   if (inv.Has("partition")) {
     auto p = ParseIntFlag("partition", inv.Get("partition"), 0, INT32_MAX);
@@ -321,7 +323,10 @@ absl::Status Produce(const Invocation& inv,
     }
     absl::Status s = (*producer)->Send(std::move(record), callback);
     if (!s.ok()) {
-      stop = s;
+      stop = lines == 1
+                 ? s
+                 : absl::Status(s.code(), absl::StrCat("line ", lines, ": ",
+                                                       s.message()));
       break;
     }
   }
@@ -348,9 +353,12 @@ absl::Status Produce(const Invocation& inv,
     PrintLine(w.str());
   }
   if (!stop.ok()) {
-    return absl::Status(stop.code(),
-                        absl::StrCat(stop.message(), " (", outcome->acked,
-                                     " earlier records acknowledged)"));
+    if (outcome->acked + outcome->failed == 0) return stop;
+    return absl::Status(
+        stop.code(),
+        absl::StrCat(stop.message(), " (of the ",
+                     outcome->acked + outcome->failed, " records before it, ",
+                     outcome->acked, " were acknowledged)"));
   }
   if (outcome->failed > 0) {
     const absl::Status& e = outcome->first_error;
@@ -518,7 +526,7 @@ int main(int argc, char** argv) {
     gpr_set_log_function(fjord::cli::QuietGrpcLog);
   } else {
     FLAGS_minloglevel = 0;
-    FLAGS_v = 1;
+    FLAGS_v = 2;
   }
   std::vector<std::string> args(argv + 1, argv + argc);
   const char* env = getenv("FJORD_BOOTSTRAP");
