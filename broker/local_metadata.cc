@@ -162,11 +162,13 @@ absl::StatusOr<std::vector<fjord::v1::TopicInfo>> LocalMetadata::CreateTopics(
   if (validate_only) return infos;
 
   for (auto& topic : created) {
+    // One call for all partitions: RocksDB rewrites its OPTIONS file on every
+    // column family change, so creating them one by one costs O(n^2).
+    std::vector<storage::PartitionId> ids;
     for (int p = 0; p < topic->info.partitions_size(); ++p) {
-      ASSIGN_OR_RETURN(std::shared_ptr<storage::PartitionLog> log,
-                       store_->CreatePartition({topic->info.topic_id(), p}));
-      topic->logs.push_back(std::move(log));
+      ids.push_back({topic->info.topic_id(), p});
     }
+    ASSIGN_OR_RETURN(topic->logs, store_->CreatePartitions(ids));
     fjord::internal::v1::TopicRecord record;
     *record.mutable_info() = topic->info;
     record.set_created_ms(absl::ToUnixMillis(absl::Now()));
