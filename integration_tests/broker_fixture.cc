@@ -74,13 +74,18 @@ absl::StatusOr<std::string> MakeTestDir(const std::string& name) {
 std::shared_ptr<grpc::Channel> MakeChannel(const std::string& address) {
   grpc::ChannelArguments args;
   args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 50);
-  args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 50);
+  // gRPC also uses this as the connect timeout: too short a value makes every
+  // handshake on a busy machine time out.
+  args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 2000);
   args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 250);
+  // Channels made for the same address must not share a subchannel (and with it
+  // the reconnect back-off of an earlier, failed channel).
+  args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
   // Large enough for the oversize-batch test to reach the broker's own limit.
   args.SetMaxSendMessageSize(64 << 20);
   args.SetMaxReceiveMessageSize(64 << 20);
-  return grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(),
-                                   args);
+  return grpc::CreateCustomChannel(absl::StrCat("ipv4:", address),
+                                   grpc::InsecureChannelCredentials(), args);
 }
 
 BrokerProcess::BrokerProcess(Options options) : options_(std::move(options)) {}
@@ -166,9 +171,12 @@ absl::Status BrokerProcess::Spawn() {
 
 absl::Status BrokerProcess::WaitServing(absl::Duration timeout) {
   const absl::Time deadline = absl::Now() + timeout;
-  auto stub = grpc::health::v1::Health::NewStub(channel_);
   std::string last = "no answer yet";
   while (true) {
+    // A fresh channel per attempt: the first ones are refused, and a channel
+    // that saw that backs off before trying again.
+    channel_ = MakeChannel(address());
+    auto stub = grpc::health::v1::Health::NewStub(channel_);
     if (process_ == nullptr || !process_->Running()) {
       return absl::FailedPreconditionError(absl::StrCat(
           "broker ", options_.name, " exited before serving (",
