@@ -3,6 +3,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
+#include "broker/errors.h"
 #include "common/status_macros.h"
 #include "glog/logging.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
@@ -27,6 +28,8 @@ absl::Status SplitHostPort(absl::string_view what, absl::string_view address,
   *port = p;
   return absl::OkStatus();
 }
+
+constexpr int64_t kReceiveHeadroomBytes = 4 << 20;
 
 }  // namespace
 
@@ -56,8 +59,12 @@ absl::StatusOr<std::unique_ptr<Broker>> Broker::Start(const BrokerOptions& optio
   grpc::ServerBuilder builder;
   builder.AddListeningPort(options.listen, grpc::InsecureServerCredentials(),
                            &broker->port_);
+  // gRPC refuses requests above its receive limit with its own RESOURCE_EXHAUSTED
+  // before any handler runs. Leave headroom above --max-batch-bytes so that
+  // oversized batches usually reach Produce, which names the limit
+  // (BATCH_TOO_LARGE).
   builder.SetMaxReceiveMessageSize(
-      static_cast<int>(options.limits.max_batch_bytes + (64 << 10)));
+      static_cast<int>(options.limits.max_batch_bytes + kReceiveHeadroomBytes));
   // Keepalive: the server pings idle connections every 30 s and accepts client
   // pings down to every 5 s, so clients may use keepalives of 10 s or more
   // (docs/OPERATIONS.md).
@@ -131,8 +138,7 @@ absl::Status Broker::CreateStartupTopics(const std::string& spec) {
     absl::StatusOr<std::vector<fjord::v1::TopicInfo>> created =
         metadata_->CreateTopics({topic}, /*validate_only=*/false);
     if (!created.ok()) {
-      return absl::Status(created.status().code(),
-                          absl::StrCat("--create-topics: ", created.status().message()));
+      return WithPrefix(created.status(), "--create-topics: ");
     }
   }
   return absl::OkStatus();

@@ -1,5 +1,6 @@
 #include "broker/errors.h"
 
+#include "absl/strings/str_cat.h"
 #include "google/rpc/status.pb.h"
 
 namespace fjord::broker {
@@ -35,6 +36,15 @@ absl::Status MakeError(absl::StatusCode code, Reason reason,
   info.set_reason(reason);
   status.SetPayload(kErrorInfoUrl, absl::Cord(info.SerializeAsString()));
   return status;
+}
+
+absl::Status WithPrefix(const absl::Status& status, absl::string_view prefix) {
+  if (status.ok()) return status;
+  absl::Status out(status.code(), absl::StrCat(prefix, status.message()));
+  status.ForEachPayload([&](absl::string_view url, const absl::Cord& payload) {
+    out.SetPayload(url, payload);
+  });
+  return out;
 }
 
 fjord::v1::ErrorInfo ErrorInfoOf(const absl::Status& status) {

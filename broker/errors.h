@@ -11,6 +11,7 @@
 #include <string>
 
 #include "absl/status/status.h"
+#include "absl/strings/string_view.h"
 #include "fjord/v1/record.pb.h"
 #include "grpcpp/support/status.h"
 
@@ -21,6 +22,9 @@ using Reason = fjord::v1::ErrorInfo::Reason;
 // A status with `code`, `message` and an ErrorInfo{reason} payload.
 absl::Status MakeError(absl::StatusCode code, Reason reason,
                        std::string message);
+
+// `status` with `prefix` put before its message, keeping its code and payloads.
+absl::Status WithPrefix(const absl::Status& status, absl::string_view prefix);
 
 // The ErrorInfo attached to `status`, or one derived from its code.
 fjord::v1::ErrorInfo ErrorInfoOf(const absl::Status& status);

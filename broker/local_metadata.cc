@@ -112,9 +112,7 @@ absl::StatusOr<std::shared_ptr<TopicState>> LocalMetadata::Validate(
                                              req.configs().end());
   absl::StatusOr<TopicConfig> config = TopicConfig::Parse(configs);
   if (!config.ok()) {
-    return absl::Status(config.status().code(),
-                        absl::StrCat("topic ", req.name(), ": ",
-                                     config.status().message()));
+    return WithPrefix(config.status(), absl::StrCat("topic ", req.name(), ": "));
   }
   if (topics_.count(req.name()) > 0) {
     return MakeError(absl::StatusCode::kAlreadyExists,

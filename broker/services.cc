@@ -130,6 +130,14 @@ absl::Status ProduceServiceImpl::DoProduce(const fjord::v1::ProduceRequest& req,
                                   " records; the broker accepts at most ",
                                   ctx_.limits.max_batch_records, " per request"));
   }
+  if (const int64_t size = static_cast<int64_t>(req.ByteSizeLong());
+      size > ctx_.limits.max_batch_bytes) {
+    return MakeError(absl::StatusCode::kResourceExhausted, ErrorInfo::BATCH_TOO_LARGE,
+                     absl::StrCat("the produce request is ", size,
+                                  " bytes; the broker accepts at most ",
+                                  ctx_.limits.max_batch_bytes,
+                                  " (--max-batch-bytes); send smaller batches"));
+  }
   const int64_t max_record = handle.config().max_message_bytes;
   for (int i = 0; i < req.records_size(); ++i) {
     const fjord::v1::Record& r = req.records(i);
