@@ -679,6 +679,47 @@ TEST(CliRoundTripTest, TenThousandLinesSurviveSigkillInOrderPerPartition) {
   }
 }
 
+// Every failing CLI command exits non-zero with exactly one line on stderr that
+// names what was wrong, and leaves stdout empty.
+TEST(CliErrorsTest, FailuresExitNonZeroWithOneLineReason) {
+  BrokerProcess broker;
+  ASSERT_OK(broker.Start());
+  struct Case {
+    std::vector<std::string> args;
+    std::string stdin_text;
+    std::string mention;
+  };
+  const std::vector<Case> cases = {
+      {{"topic", "create", "bad/name", "--partitions", "1"}, "", "bad/name"},
+      {{"topic", "create", "zero", "--partitions", "0"}, "", "partitions"},
+      {{"topic", "create", "rf", "--replication-factor", "3"},
+       "",
+       "replication factor"},
+      {{"topic", "describe", "missing"}, "", "missing"},
+      {{"topic", "delete", "missing"}, "", "missing"},
+      {{"consume", "missing", "--timeout-ms", "500"}, "", "missing"},
+      {{"produce", "missing"}, "a\nb\n", "missing"},
+      {{"topic", "frobnicate"}, "", "frobnicate"},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(absl::StrJoin(c.args, " "));
+    absl::StatusOr<CommandResult> r =
+        broker.RunCli(c.args, c.stdin_text, absl::Seconds(30));
+    ASSERT_OK(r);
+    EXPECT_FALSE(r->exit.ExitedWith(0)) << r->Describe();
+    EXPECT_FALSE(r->exit.exit_code == std::nullopt) << r->Describe();
+    EXPECT_EQ(NonEmptyLines(r->err).size(), 1u) << r->Describe();
+    EXPECT_TRUE(absl::StrContains(r->err, c.mention)) << r->Describe();
+    EXPECT_EQ(r->out, "") << r->Describe();
+  }
+  // None of it created anything.
+  absl::StatusOr<CommandResult> r = broker.RunCli({"topic", "list"});
+  ASSERT_OK(r);
+  EXPECT_TRUE(r->exit.ExitedWith(0)) << r->Describe();
+  EXPECT_EQ(r->out, "");
+  EXPECT_TRUE(broker.Running());
+}
+
 // ---------------------------------------------------------------------------
 // b. Bad input: exact statuses, no harm done
 
