@@ -99,14 +99,18 @@ absl::StatusOr<std::shared_ptr<TopicState>> LocalMetadata::Validate(
                                   req.partitions()));
   }
   int32_t rf = req.replication_factor() == 0 ? 1 : req.replication_factor();
-  if (rf < 1 || rf > 1) {
+  if (rf < 1) {
+    return MakeError(absl::StatusCode::kInvalidArgument,
+                     fjord::v1::ErrorInfo::INVALID_REPLICATION_FACTOR,
+                     absl::StrCat("topic ", req.name(), ": replication factor must be "
+                                  "at least 1 (0 means the default), got ", rf));
+  }
+  if (rf > 1) {
     return MakeError(
         absl::StatusCode::kInvalidArgument,
         fjord::v1::ErrorInfo::INVALID_REPLICATION_FACTOR,
-        absl::StrCat("topic ", req.name(), ": replication factor ", rf,
-                     " needs ", rf,
-                     " brokers, but this single-node cluster has 1 (start a "
-                     "cluster with deploy/local/cluster for more)"));
+        absl::StrCat("topic ", req.name(), ": replication factor ", rf, " needs ", rf,
+                     " brokers, but this single-node cluster has 1"));
   }
   std::map<std::string, std::string> configs(req.configs().begin(),
                                              req.configs().end());
