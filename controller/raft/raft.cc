@@ -603,6 +603,18 @@ void Raft::Send(Message m) {
 }
 
 void Raft::SendAppend(NodeId to) {
+  // In kReplicate, pipeline: keep sending batches (up to a window) until the
+  // follower has been sent everything; otherwise one message.
+  constexpr int kMaxBatchesPerCall = 8;
+  int batches = 0;
+  do {
+    SendOneAppend(to);
+  } while (++batches < kMaxBatchesPerCall &&
+           prs_[to].state == Progress::State::kReplicate &&
+           prs_[to].next <= log_.LastIndex());
+}
+
+void Raft::SendOneAppend(NodeId to) {
   Progress& pr = prs_[to];
   if (pr.state == Progress::State::kSnapshot) return;
   if (pr.state == Progress::State::kProbe && pr.probe_sent) return;

@@ -214,6 +214,7 @@ class Raft {
 
   void Send(Message m);
   void SendAppend(NodeId to);
+  void SendOneAppend(NodeId to);
   void SendHeartbeat(NodeId to, const std::string& context);
   void BroadcastAppend();
   void BroadcastHeartbeat(const std::string& context);

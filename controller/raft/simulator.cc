@@ -35,6 +35,7 @@ uint64_t EntryHash(const Entry& e) {
 constexpr int kMaxDelaySteps = 24;
 constexpr uint32_t kDropPpm = 50000;       // 5% of messages lost...
 constexpr uint32_t kDuplicatePpm = 20000;  // ...2% duplicated.
+constexpr uint32_t kReorderPpm = 100000;   // 10% may overtake others.
 constexpr uint32_t kCrashDuringReadyPpm = 5000;
 constexpr int64_t kCalmBudgetSteps = 6000;
 
@@ -101,6 +102,8 @@ class Simulator::Impl {
   struct InFlight {
     Message m;
     int64_t deliver_at;
+    uint64_t seq;      // Send order.
+    bool may_reorder;  // Reordering fault: may overtake earlier messages.
   };
   struct PendingRead {
     NodeId node;
@@ -251,6 +254,17 @@ class Simulator::Impl {
     for (;; ++i) {
       if (network_[i].deliver_at <= now_ && pick-- == 0) break;
     }
+    // Links are FIFO (like a gRPC stream) unless a message was marked for
+    // reordering: deliver the oldest message on the picked link instead.
+    if (!network_[i].may_reorder) {
+      for (size_t j = 0; j < network_.size(); ++j) {
+        if (network_[j].seq < network_[i].seq && !network_[j].may_reorder &&
+            network_[j].m.from == network_[i].m.from &&
+            network_[j].m.to == network_[i].m.to) {
+          i = j;
+        }
+      }
+    }
     Message m = std::move(network_[i].m);
     network_[i] = std::move(network_.back());
     network_.pop_back();
@@ -260,7 +274,11 @@ class Simulator::Impl {
     stats_.fingerprint = Mix(stats_.fingerprint,
                              static_cast<uint64_t>(m.type) * 31 + m.to.value());
     Log(absl::StrCat("deliver ", MessageTypeName(m.type), " ", m.from.value(),
-                     "->", m.to.value(), " t", m.term.value()));
+                     "->", m.to.value(), " t", m.term.value(), " i",
+                     m.log_index.value(), " lt", m.log_term.value(), " n",
+                     m.entries.size(), " c", m.commit.value(),
+                     m.reject ? " REJECT" : "", " ci", m.conflict_index.value(),
+                     " ct", m.conflict_term.value()));
     (void)to.raft->Step(m);
     return true;
   }
@@ -269,12 +287,14 @@ class Simulator::Impl {
     if (chaos_ && rng_.Chance(kDropPpm)) return;
     const int copies = chaos_ && rng_.Chance(kDuplicatePpm) ? 2 : 1;
     for (int c = 0; c < copies; ++c) {
-      const int64_t delay = static_cast<int64_t>(rng_.Uniform(kMaxDelaySteps));
-      if (c + 1 < copies) {
-        network_.push_back(InFlight{m, now_ + delay});
-      } else {
-        network_.push_back(InFlight{std::move(m), now_ + delay});
+      const bool reorder = chaos_ && rng_.Chance(kReorderPpm);
+      int64_t at = now_ + static_cast<int64_t>(rng_.Uniform(kMaxDelaySteps));
+      int64_t& link_last = link_last_[{m.from.value(), m.to.value()}];
+      if (!reorder) {
+        at = std::max(at, link_last);
+        link_last = at;
       }
+      network_.push_back(InFlight{m, at, ++send_seq_, reorder});
     }
   }
 
@@ -651,6 +671,8 @@ class Simulator::Impl {
   std::vector<InFlight> network_;
   std::vector<int> partition_ = std::vector<int>(opts_.nodes, 0);
   int64_t now_ = 0;
+  uint64_t send_seq_ = 0;
+  absl::flat_hash_map<std::pair<uint64_t, uint64_t>, int64_t> link_last_;
   bool chaos_ = true;
   int64_t phase_end_ = 0;
   int64_t calm_acked_before_ = 0;

@@ -26,7 +26,8 @@ int64_t g_steps = 0;
 bool g_verbose = false;
 
 constexpr int64_t kStepsPerSeed = 100000;
-constexpr int64_t kCiTotalSteps = 1000000;
+// The brief asks for >= 1,000,000; the simulator is fast enough for 10x.
+constexpr int64_t kCiTotalSteps = 10000000;
 
 std::optional<uint64_t> EnvU64(const char* name) {
   const char* v = std::getenv(name);
@@ -47,6 +48,8 @@ TEST(SimulatorTest, SafetyAndLivenessAcrossSeeds) {
     o.seed = seed;
     o.nodes = g_nodes != 0 ? g_nodes : (seed % 2 == 1 ? 3 : 5);
     o.steps = g_steps != 0 ? g_steps : kStepsPerSeed;
+    // Half the seeds run with a busy clock: more elections, more churn.
+    o.busy_clock = (seed / 2) % 2 == 1;
     o.verbose = g_verbose;
     Simulator sim(o);
     absl::Status s = sim.Run();
