@@ -12,6 +12,8 @@ namespace {
 
 constexpr char kMaxMessageBytes[] = "max.message.bytes";
 constexpr char kMinInsyncReplicas[] = "min.insync.replicas";
+constexpr char kUncleanLeaderElectionEnable[] =
+    "unclean.leader.election.enable";
 
 absl::Status ConfigError(std::string message) {
   return MakeError(absl::StatusCode::kInvalidArgument,
@@ -63,6 +65,13 @@ absl::StatusOr<TopicConfig> TopicConfig::Parse(
                                         "\": expected an integer from 1 to 32"));
       }
       config.min_insync_replicas = v;
+    } else if (key == kUncleanLeaderElectionEnable) {
+      if (value != "true" && value != "false") {
+        return ConfigError(absl::StrCat(kUncleanLeaderElectionEnable, "=\"",
+                                        value,
+                                        "\": expected \"true\" or \"false\""));
+      }
+      config.unclean_leader_election_enable = value == "true";
     } else {
       return ConfigError(absl::StrCat("unknown topic config \"", key,
                                       "\"; supported: ",
@@ -74,11 +83,13 @@ absl::StatusOr<TopicConfig> TopicConfig::Parse(
 
 std::map<std::string, std::string> TopicConfig::ToMap() const {
   return {{kMaxMessageBytes, absl::StrCat(max_message_bytes)},
-          {kMinInsyncReplicas, absl::StrCat(min_insync_replicas)}};
+          {kMinInsyncReplicas, absl::StrCat(min_insync_replicas)},
+          {kUncleanLeaderElectionEnable,
+           unclean_leader_election_enable ? "true" : "false"}};
 }
 
 std::vector<std::string> SupportedTopicConfigs() {
-  return {kMaxMessageBytes, kMinInsyncReplicas};
+  return {kMaxMessageBytes, kMinInsyncReplicas, kUncleanLeaderElectionEnable};
 }
 
 absl::StatusOr<std::vector<TopicSpec>> ParseCreateTopics(absl::string_view text) {

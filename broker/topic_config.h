@@ -34,6 +34,10 @@ struct TopicConfig {
   int64_t max_message_bytes = kDefaultMaxMessageBytes;
   // acks=all needs at least this many in-sync replicas.
   int64_t min_insync_replicas = 1;
+  // unclean.leader.election.enable: when every in-sync replica is gone, the
+  // controller may make an out-of-sync replica leader (losing the records it
+  // lacks) instead of leaving the partition without a leader. Off by default.
+  bool unclean_leader_election_enable = false;
 
   // Parses `configs`; INVALID_ARGUMENT (reason INVALID_CONFIG) naming the key.
   static absl::StatusOr<TopicConfig> Parse(

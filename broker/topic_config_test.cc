@@ -39,12 +39,25 @@ TEST(TopicConfigTest, ParsesKnownKeysAndRefusesOthers) {
            {{"max.message.bytes", "lots"}},
            {{"max.message.bytes", "99999999999"}},
            {{"min.insync.replicas", "0"}},
+           {{"unclean.leader.election.enable", "yes"}},
            {{"retention.ms", "1000"}}}) {
     absl::Status s = TopicConfig::Parse(bad).status();
     EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
     EXPECT_EQ(ErrorInfoOf(s).reason(), fjord::v1::ErrorInfo::INVALID_CONFIG);
     EXPECT_NE(s.message().find(bad.begin()->first), std::string::npos) << s;
   }
+}
+
+TEST(TopicConfigTest, UncleanLeaderElectionIsOffUnlessEnabled) {
+  auto defaults = TopicConfig::Parse({});
+  ASSERT_TRUE(defaults.ok());
+  EXPECT_FALSE(defaults->unclean_leader_election_enable);
+  EXPECT_EQ(defaults->ToMap().at("unclean.leader.election.enable"), "false");
+  auto enabled =
+      TopicConfig::Parse({{"unclean.leader.election.enable", "true"}});
+  ASSERT_TRUE(enabled.ok());
+  EXPECT_TRUE(enabled->unclean_leader_election_enable);
+  EXPECT_EQ(enabled->ToMap().at("unclean.leader.election.enable"), "true");
 }
 
 TEST(ParseCreateTopicsTest, AcceptsTheSeedForm) {
