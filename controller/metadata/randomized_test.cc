@@ -4,6 +4,7 @@
 // each one. A failure names its seed and step; re-run with that seed.
 #include <algorithm>
 #include <cstdint>
+#include <iostream>
 #include <map>
 #include <random>
 #include <set>
@@ -32,8 +33,8 @@ class Walk {
     logic_.Activate(now_);
   }
 
-  // Runs `steps` random operations; returns false on the first violation,
-  // with `error` saying what.
+  // Runs `steps` random operations, stopping at the first violation (a
+  // fatal gtest failure naming the step and operation).
   void Run(int steps) {
     for (step_ = 0; step_ < steps && !::testing::Test::HasFatalFailure();
          ++step_) {
