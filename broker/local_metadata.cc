@@ -244,6 +244,16 @@ absl::StatusOr<PartitionHandle> LocalMetadata::Lookup(absl::string_view topic,
   return PartitionHandle{std::move(state), partition};
 }
 
+absl::StatusOr<fjord::v1::DescribeClusterResponse> LocalMetadata::DescribeCluster() {
+  fjord::v1::DescribeClusterResponse response;
+  response.set_cluster_id(cluster_id_);
+  response.set_controller_id(node_id_);
+  *response.add_brokers() = self();
+  response.set_controller_term(0);
+  response.add_voters(node_id_);
+  return response;
+}
+
 fjord::v1::BrokerInfo LocalMetadata::self() const {
   absl::ReaderMutexLock lock(&mu_);
   return self_;

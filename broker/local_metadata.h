@@ -26,6 +26,7 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
+#include "broker/metadata_view.h"
 #include "broker/topic_config.h"
 #include "fjord/v1/admin.pb.h"
 #include "fjord/v1/metadata.pb.h"
@@ -33,28 +34,7 @@
 
 namespace fjord::broker {
 
-// One topic as the broker holds it. Immutable once published.
-struct TopicState {
-  fjord::v1::TopicInfo info;
-  TopicConfig config;
-  // logs[i] is partition i's log.
-  std::vector<std::shared_ptr<storage::PartitionLog>> logs;
-};
-
-// A partition that a request addresses, resolved.
-struct PartitionHandle {
-  std::shared_ptr<const TopicState> topic;
-  int32_t partition = 0;
-
-  storage::PartitionLog& log() const { return *topic->logs[partition]; }
-  const TopicConfig& config() const { return topic->config; }
-  // Offset below which records are visible to consumers. On a single-node cluster
-  // every appended record is committed, so it is the log end offset.
-  // TODO(replication): the leader's high watermark once followers exist.
-  int64_t high_watermark() const { return log().log_end_offset(); }
-};
-
-class LocalMetadata {
+class LocalMetadata final : public MetadataView {
  public:
   // Loads (or, on first start, creates) the cluster id and every topic from `store`,
   // which must outlive this object. `self` describes this broker.
@@ -65,26 +45,29 @@ class LocalMetadata {
   // configs, duplicates, existence), then creates them all. See admin.proto for the
   // errors.
   absl::StatusOr<std::vector<fjord::v1::TopicInfo>> CreateTopics(
-      const std::vector<fjord::v1::NewTopic>& topics, bool validate_only);
+      const std::vector<fjord::v1::NewTopic>& topics, bool validate_only) override;
 
   // All-or-nothing: NOT_FOUND if any topic is missing. Returns the deleted ids.
   absl::StatusOr<std::vector<std::string>> DeleteTopics(
-      const std::vector<std::string>& names);
+      const std::vector<std::string>& names) override;
 
   // INVALID_ARGUMENT for an invalid name or a negative partition, NOT_FOUND for an
   // unknown topic or partition.
   absl::StatusOr<PartitionHandle> Lookup(absl::string_view topic,
-                                         int32_t partition) const;
+                                         int32_t partition) const override;
 
   // NOT_FOUND for an unknown topic.
   absl::StatusOr<std::shared_ptr<const TopicState>> GetTopic(
-      absl::string_view name) const;
+      absl::string_view name) const override;
 
   // Every topic, sorted by name.
-  std::vector<std::shared_ptr<const TopicState>> ListTopics() const;
+  std::vector<std::shared_ptr<const TopicState>> ListTopics() const override;
+  std::vector<fjord::v1::BrokerInfo> Brokers() const override { return {self()}; }
+  absl::StatusOr<fjord::v1::DescribeClusterResponse> DescribeCluster() override;
+  int32_t controller_id() const override { return node_id_; }
 
-  const std::string& cluster_id() const { return cluster_id_; }
-  int32_t node_id() const { return node_id_; }
+  std::string cluster_id() const override { return cluster_id_; }
+  int32_t node_id() const override { return node_id_; }
   // This broker as clients see it.
   fjord::v1::BrokerInfo self() const;
   // Sets the advertised endpoint, once the listening port is known.

@@ -155,6 +155,15 @@ absl::Status ProduceServiceImpl::DoProduce(const fjord::v1::ProduceRequest& req,
                                     r.timestamp_ms()));
     }
   }
+  if (acks == fjord::v1::ACKS_ALL && handle.info().isr_size() > 1) {
+    // TODO(replication): wait for the in-sync followers instead.
+    return MakeError(
+        absl::StatusCode::kUnavailable, ErrorInfo::NOT_ENOUGH_REPLICAS,
+        absl::StrCat("acks=all on partition ", req.topic(), "-", req.partition(),
+                     " needs its ", handle.info().isr_size(),
+                     " in-sync replicas to replicate the batch, and replication is not "
+                     "built yet: use acks=1, or a topic with replication factor 1"));
+  }
   if (acks == fjord::v1::ACKS_ALL &&
       handle.topic->info.partitions(handle.partition).isr_size() <
           handle.config().min_insync_replicas) {
@@ -309,9 +318,9 @@ absl::Status FetchServiceImpl::DoListOffsets(
 grpc::Status MetadataServiceImpl::Metadata(grpc::ServerContext* context,
                                            const fjord::v1::MetadataRequest* request,
                                            fjord::v1::MetadataResponse* response) {
-  LocalMetadata& md = *ctx_.metadata;
-  *response->add_brokers() = md.self();
-  response->set_controller_id(md.node_id());
+  MetadataView& md = *ctx_.metadata;
+  for (auto& broker : md.Brokers()) *response->add_brokers() = std::move(broker);
+  response->set_controller_id(md.controller_id());
   response->set_cluster_id(md.cluster_id());
   if (request->topics_size() == 0) {
     for (const auto& topic : md.ListTopics()) *response->add_topics() = topic->info;
@@ -395,6 +404,12 @@ grpc::Status AdminServiceImpl::DescribeTopics(
     fjord::v1::TopicDescription* desc = response->add_topics();
     *desc->mutable_topic() = (*topic)->info;
     for (int p = 0; p < (*topic)->info.partitions_size(); ++p) {
+      // Offsets of the partitions this broker leads; the others' leaders know
+      // theirs.
+      if ((*topic)->logs[p] == nullptr ||
+          (*topic)->info.partitions(p).leader_id() != ctx_.metadata->node_id()) {
+        continue;
+      }
       FillOffsets(PartitionHandle{*topic, p}, desc->add_offsets());
     }
   }
@@ -404,12 +419,10 @@ grpc::Status AdminServiceImpl::DescribeTopics(
 grpc::Status AdminServiceImpl::DescribeCluster(
     grpc::ServerContext* context, const fjord::v1::DescribeClusterRequest* request,
     fjord::v1::DescribeClusterResponse* response) {
-  LocalMetadata& md = *ctx_.metadata;
-  response->set_cluster_id(md.cluster_id());
-  response->set_controller_id(md.node_id());
-  *response->add_brokers() = md.self();
-  response->set_controller_term(0);
-  response->add_voters(md.node_id());
+  absl::StatusOr<fjord::v1::DescribeClusterResponse> cluster =
+      ctx_.metadata->DescribeCluster();
+  if (!cluster.ok()) return ToGrpcStatus(cluster.status());
+  *response = std::move(*cluster);
   return grpc::Status::OK;
 }
 

@@ -13,7 +13,7 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/synchronization/mutex.h"
-#include "broker/local_metadata.h"
+#include "broker/metadata_view.h"
 #include "fjord/v1/admin.grpc.pb.h"
 #include "fjord/v1/fetch.grpc.pb.h"
 #include "fjord/v1/metadata.grpc.pb.h"
@@ -37,7 +37,7 @@ struct Limits {
 
 // What the services share.
 struct ServiceContext {
-  LocalMetadata* metadata = nullptr;
+  MetadataView* metadata = nullptr;
   Limits limits;
   // Set when the broker starts shutting down; handlers then answer UNAVAILABLE and
   // fetch streams end.
