@@ -4,6 +4,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
 #include "broker/errors.h"
+#include "controller/raft/voters.h"
 #include "common/status_macros.h"
 #include "glog/logging.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
@@ -75,14 +76,51 @@ absl::StatusOr<std::unique_ptr<Broker>> Broker::Start(const BrokerOptions& optio
                              5000);
   builder.AddChannelArgument(GRPC_ARG_HTTP2_MAX_PING_STRIKES, 0);
 
-  // Health answers NOT_SERVING until start-up (advertised address, start-up
-  // topics) is complete.
-  fjord::v1::BrokerInfo self;
-  self.set_id(options.node_id);
-  self.set_rack(options.rack);
-  ASSIGN_OR_RETURN(broker->metadata_,
-                   LocalMetadata::Open(broker->store_.get(), self));
-  ctx.metadata = broker->metadata_.get();
+  // Where clients reach this broker. With port 0 (tests) the port is known only
+  // once the server listens; a single-node broker fills it in then.
+  std::string adv_host = listen_host;
+  int adv_port = listen_port;
+  if (!options.advertised.empty()) {
+    RETURN_IF_ERROR(SplitHostPort("--advertised", options.advertised, &adv_host,
+                                  &adv_port));
+  } else if (adv_host.empty() || adv_host == "0.0.0.0" || adv_host == "[::]" ||
+             adv_host == "::") {
+    adv_host = "127.0.0.1";
+  }
+
+  if (options.controller_quorum_voters.empty()) {
+    fjord::v1::BrokerInfo self;
+    self.set_id(options.node_id);
+    self.set_rack(options.rack);
+    ASSIGN_OR_RETURN(broker->local_, LocalMetadata::Open(broker->store_.get(), self));
+    ctx.metadata = broker->local_.get();
+  } else {
+    if (!options.create_topics.empty()) {
+      return absl::InvalidArgumentError(
+          "--create-topics is for single-node brokers; in a cluster create topics "
+          "with `fjord topic create` (deploy/local/cluster reads FJORD_CREATE_TOPICS)");
+    }
+    if (adv_port == 0) {
+      return absl::InvalidArgumentError(
+          "a broker in a cluster needs a fixed port in --listen or --advertised");
+    }
+    ASSIGN_OR_RETURN(std::vector<raft::Voter> voters,
+                     raft::ParseVoters(options.controller_quorum_voters));
+    ClusterOptions cluster;
+    cluster.node_id = options.node_id;
+    for (const raft::Voter& v : voters) {
+      cluster.voters[static_cast<int32_t>(v.id.value())] = v.address;
+    }
+    cluster.rack = options.rack;
+    cluster.advertised_host = adv_host;
+    cluster.advertised_port = adv_port;
+    Broker* b = broker.get();
+    ASSIGN_OR_RETURN(broker->cluster_,
+                     ClusterMetadata::Start(broker->store_.get(), cluster,
+                                            [b] { b->MarkReady(); }));
+    ctx.metadata = broker->cluster_.get();
+  }
+  broker->view_ = ctx.metadata;
   broker->produce_ = std::make_unique<ProduceServiceImpl>(ctx);
   broker->fetch_ = std::make_unique<FetchServiceImpl>(ctx);
   broker->metadata_service_ = std::make_unique<MetadataServiceImpl>(ctx);
@@ -92,37 +130,43 @@ absl::StatusOr<std::unique_ptr<Broker>> Broker::Start(const BrokerOptions& optio
   builder.RegisterService(broker->metadata_service_.get());
   builder.RegisterService(broker->admin_.get());
 
-  broker->server_ = builder.BuildAndStart();
-  if (broker->server_ != nullptr) {
-    broker->server_->GetHealthCheckService()->SetServingStatus(false);
+  {
+    // Health answers NOT_SERVING until start-up is complete (MarkReady).
+    absl::MutexLock lock(&broker->ready_mu_);
+    broker->server_ = builder.BuildAndStart();
+    if (broker->server_ == nullptr || broker->port_ == 0) {
+      broker->server_.reset();
+      return absl::UnavailableError(absl::StrCat(
+          "cannot listen on ", options.listen, " (address in use or not local?)"));
+    }
+    broker->server_->GetHealthCheckService()->SetServingStatus(broker->ready_);
   }
-  if (broker->server_ == nullptr || broker->port_ == 0) {
-    broker->server_.reset();
-    return absl::UnavailableError(absl::StrCat(
-        "cannot listen on ", options.listen, " (address in use or not local?)"));
-  }
-  std::string adv_host = listen_host;
-  int adv_port = broker->port_;
-  if (!options.advertised.empty()) {
-    RETURN_IF_ERROR(SplitHostPort("--advertised", options.advertised, &adv_host,
-                                  &adv_port));
-  } else if (adv_host.empty() || adv_host == "0.0.0.0" || adv_host == "[::]" ||
-             adv_host == "::") {
-    adv_host = "127.0.0.1";
-  }
-  broker->metadata_->SetAdvertised(adv_host, adv_port);
   LOG(INFO) << "broker " << options.node_id << " listening on " << listen_host << ":"
             << broker->port_ << " data-dir=" << options.data_dir
-            << " fsync=" << storage::FsyncPolicyName(options.fsync);
-  RETURN_IF_ERROR(broker->CreateStartupTopics(options.create_topics));
-  broker->server_->GetHealthCheckService()->SetServingStatus(true);
+            << " fsync=" << storage::FsyncPolicyName(options.fsync)
+            << (broker->cluster_ ? " (cluster member; waiting to be unfenced)"
+                                 : " (single-node cluster)");
+  if (broker->local_ != nullptr) {
+    broker->local_->SetAdvertised(adv_host, adv_port == 0 ? broker->port_ : adv_port);
+    RETURN_IF_ERROR(broker->CreateStartupTopics(options.create_topics));
+    broker->MarkReady();
+  }
   return broker;
+}
+
+void Broker::MarkReady() {
+  absl::MutexLock lock(&ready_mu_);
+  ready_ = true;
+  if (server_ != nullptr && !shutting_down_.load()) {
+    server_->GetHealthCheckService()->SetServingStatus(true);
+    LOG(INFO) << "broker " << options_.node_id << " is ready";
+  }
 }
 
 absl::Status Broker::CreateStartupTopics(const std::string& spec) {
   ASSIGN_OR_RETURN(std::vector<TopicSpec> specs, ParseCreateTopics(spec));
   for (const TopicSpec& s : specs) {
-    if (auto existing = metadata_->GetTopic(s.name); existing.ok()) {
+    if (auto existing = local_->GetTopic(s.name); existing.ok()) {
       if ((*existing)->info.partitions_size() != s.partitions) {
         LOG(WARNING) << "topic " << s.name << " already exists with "
                      << (*existing)->info.partitions_size()
@@ -136,7 +180,7 @@ absl::Status Broker::CreateStartupTopics(const std::string& spec) {
     topic.set_partitions(s.partitions);
     topic.set_replication_factor(s.replication_factor);
     absl::StatusOr<std::vector<fjord::v1::TopicInfo>> created =
-        metadata_->CreateTopics({topic}, /*validate_only=*/false);
+        local_->CreateTopics({topic}, /*validate_only=*/false);
     if (!created.ok()) {
       return WithPrefix(created.status(), "--create-topics: ");
     }
@@ -149,11 +193,18 @@ Broker::~Broker() { Shutdown(); }
 void Broker::Shutdown() {
   if (stopped_) return;
   stopped_ = true;
+  // In a cluster, first hand leaderships to other replicas while still serving
+  // (controlled shutdown), so clients move over without waiting for a session
+  // timeout.
+  if (cluster_ != nullptr) cluster_->Shutdown(absl::Seconds(5));
   shutting_down_.store(true);
   if (server_ != nullptr) {
+    absl::MutexLock lock(&ready_mu_);
     if (auto* health = server_->GetHealthCheckService(); health != nullptr) {
       health->SetServingStatus(false);
     }
+  }
+  if (server_ != nullptr) {
     // Fetch streams notice the flag within ~100 ms; give in-flight appends time to
     // finish, then cancel whatever is left.
     server_->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(5));

@@ -7,6 +7,8 @@
 #include <string>
 
 #include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "broker/cluster_metadata.h"
 #include "broker/local_metadata.h"
 #include "broker/services.h"
 #include "grpcpp/server.h"
@@ -27,6 +29,8 @@ struct BrokerOptions {
   // Topics to create at start-up, "name:partitions:replicas,...". A topic that
   // already exists is left alone.
   std::string create_topics;
+  // "id@host:port,..." of the controller quorum; empty for a single-node cluster.
+  std::string controller_quorum_voters;
   Limits limits;
 };
 
@@ -50,10 +54,17 @@ class Broker {
  private:
   Broker() = default;
   absl::Status CreateStartupTopics(const std::string& spec);
+  // Start-up is complete: health turns SERVING.
+  void MarkReady();
 
   BrokerOptions options_;
   std::unique_ptr<storage::LogStore> store_;
-  std::unique_ptr<LocalMetadata> metadata_;
+  // Exactly one of these two keeps the metadata; view_ is that one.
+  std::unique_ptr<LocalMetadata> local_;
+  std::unique_ptr<ClusterMetadata> cluster_;
+  MetadataView* view_ = nullptr;
+  absl::Mutex ready_mu_;
+  bool ready_ ABSL_GUARDED_BY(ready_mu_) = false;
   std::atomic<bool> shutting_down_{false};
   std::unique_ptr<ProduceServiceImpl> produce_;
   std::unique_ptr<FetchServiceImpl> fetch_;

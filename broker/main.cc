@@ -29,8 +29,8 @@ int main(int argc, char** argv) {
                "wildcard host)");
   flags.String("data-dir", &options.data_dir, "directory for the partition store");
   flags.String("controller-quorum-voters", &voters,
-               "id@host:port,... of the controller quorum (not yet supported; "
-               "leave empty for a single-node cluster)");
+               "id@host:port,... of the controller quorum; empty runs a "
+               "single-node cluster");
   flags.String("rack", &options.rack, "rack id, for rack-aware placement");
   flags.String("fsync", &fsync,
                "always (sync before acknowledging) | interval | never");
@@ -50,11 +50,7 @@ int main(int argc, char** argv) {
     return 2;
   };
   if (!parsed.ok()) return fail(parsed.message());
-  if (!voters.empty()) {
-    return fail(
-        "--controller-quorum-voters is not supported yet: the Raft controller quorum "
-        "is not built; run without it for a single-node cluster");
-  }
+  options.controller_quorum_voters = voters;
   if (node_id < 0 || node_id > INT32_MAX) return fail("--node-id out of range");
   options.node_id = static_cast<int32_t>(node_id);
   absl::StatusOr<fjord::storage::FsyncPolicy> policy =
