@@ -593,6 +593,8 @@ void RaftNode::DriverLoop() {
       }
     }
     for (std::shared_ptr<ProposalWaiter>& w : proposals) {
+      // The caller gave up already: better never to propose at all.
+      if (w->deadline < now) continue;
       absl::StatusOr<ProposalId> id = raft_->Propose(std::move(w->data));
       if (!id.ok()) {
         w->Complete(id.status());
@@ -608,6 +610,7 @@ void RaftNode::DriverLoop() {
       pending_proposals_.emplace(id->index, PendingProposal{id->term, w});
     }
     for (std::shared_ptr<ReadWaiter>& r : reads) {
+      if (r->deadline < now) continue;
       std::string context =
           absl::StrCat(options_.id.value(), ".", read_nonce_, ".", ++read_seq_);
       r->asked = raft_->leader();
