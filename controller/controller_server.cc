@@ -2,7 +2,6 @@
 
 #include <algorithm>
 
-#include "absl/hash/hash.h"
 #include "absl/random/random.h"
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
@@ -273,7 +272,13 @@ std::string ControllerServer::cluster_id() const {
   // voter set, which is fixed for the cluster's life.
   std::string voters;
   for (const auto& [id, address] : options_.voters) absl::StrAppend(&voters, id, "@", address, ",");
-  return absl::StrFormat("%016x", absl::HashOf(voters));
+  // FNV-1a: stable across processes and builds (absl::Hash is seeded per process).
+  uint64_t hash = 0xcbf29ce484222325ull;
+  for (unsigned char c : voters) {
+    hash ^= c;
+    hash *= 0x100000001b3ull;
+  }
+  return absl::StrFormat("%016x", hash);
 }
 
 absl::Status ControllerServer::NotLeader() const {
