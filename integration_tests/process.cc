@@ -121,9 +121,13 @@ absl::StatusOr<std::unique_ptr<Process>> Process::Spawn(
   posix_spawn_file_actions_addopen(&actions, 1, options.log_path.c_str(),
                                    O_WRONLY | O_CREAT | O_APPEND, 0644);
   posix_spawn_file_actions_adddup2(&actions, 1, 2);
+  posix_spawnattr_t attr;
+  posix_spawnattr_init(&attr);
+  if (options.new_session) posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSID);
   pid_t pid = 0;
-  int err = posix_spawn(&pid, options.binary.c_str(), &actions, nullptr,
+  int err = posix_spawn(&pid, options.binary.c_str(), &actions, &attr,
                         argv.get(), envp.get());
+  posix_spawnattr_destroy(&attr);
   posix_spawn_file_actions_destroy(&actions);
   if (err != 0)
     return ErrnoError(absl::StrCat("spawning ", options.binary), err);
@@ -179,6 +183,10 @@ absl::StatusOr<ExitInfo> Process::Kill() {
   if (TryReap()) return *exit_;
   if (kill(pid_, SIGKILL) != 0) return ErrnoError("kill", errno);
   return Wait(absl::Seconds(10));
+}
+
+void Process::Release() {
+  if (!exit_.has_value()) exit_ = ExitInfo{std::nullopt, -1};
 }
 
 // ---------------------------------------------------------------------------

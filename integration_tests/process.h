@@ -49,6 +49,10 @@ class Process {
     std::vector<std::string> unset_env;
     // stdout and stderr are appended to this file (created if missing).
     std::string log_path;
+    // Start the process in a session of its own (setsid), so that it survives
+    // the spawner's exit and receives no signal meant for the spawner's
+    // terminal or process group (Ctrl-C, hang-up). Used with Release().
+    bool new_session = false;
   };
 
   // Starts the process. Fails when the binary cannot be executed.
@@ -77,6 +81,12 @@ class Process {
   // SIGKILL and reap (SIGKILL cannot be ignored, so this bounds itself at 10
   // s).
   absl::StatusOr<ExitInfo> Kill();
+
+  // Gives up ownership: the destructor then leaves the process running, and
+  // this object no longer signals or reaps it (every call fails or reports it
+  // ended). For servers meant to outlive the spawner (see new_session); whoever
+  // signals the PID later must check it still names the same process.
+  void Release();
 
  private:
   explicit Process(pid_t pid) : pid_(pid) {}
