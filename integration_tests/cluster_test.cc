@@ -268,6 +268,82 @@ TEST_F(ClusterLibraryTest, StartupFailureNamesTheNodeAndItsLog) {
   EXPECT_FALSE(absl::StrContains(c.status().message(), "\n")) << c.status();
 }
 
+// The contract's default topology: a 3-voter controller quorum and 3 brokers in
+// cluster mode, topics created through the CLI with replication factor 3.
+TEST_F(ClusterLibraryTest, ThreeControllersThreeBrokersUpStatusDown) {
+  absl::StatusOr<std::string> controller =
+      FindRunfile("controller/fjord-controller");
+  ASSERT_TRUE(controller.ok()) << controller.status();
+  ClusterOptions o = SingleNode();
+  o.controllers = 3;
+  o.brokers = 3;
+  o.controller_binary = *controller;
+  o.create_topics = "events:3:3";
+  // Shortened by flag, as DESIGN.md's "Timeouts on small machines" asks.
+  o.controller_args = {"--session-timeout-ms=3000"};
+  o.start_timeout = absl::Seconds(90);
+  absl::StatusOr<std::unique_ptr<Cluster>> up = Cluster::Up(o);
+  ASSERT_TRUE(up.ok()) << up.status();
+  cluster_ = std::move(*up);
+
+  std::vector<NodeStatus> status = cluster_->Status();
+  ASSERT_EQ(status.size(), 6u);
+  for (const std::string node : {"controller-1", "controller-2", "controller-3",
+                                 "broker-1", "broker-2", "broker-3"}) {
+    EXPECT_EQ(StateOf(status, node), "running/SERVING") << node;
+  }
+  const std::vector<std::string> bootstrap =
+      absl::StrSplit(cluster_->bootstrap(), ',');
+  EXPECT_EQ(bootstrap.size(), 3u) << cluster_->bootstrap();
+
+  // The topic was created through the CLI with three replicas.
+  absl::StatusOr<CommandResult> listed = cluster_->RunCli({"topic", "list"});
+  ASSERT_TRUE(listed.ok()) << listed.status();
+  ASSERT_TRUE(listed->exit.ExitedWith(0)) << listed->Describe();
+  EXPECT_TRUE(absl::StrContains(listed->out, "events")) << listed->out;
+
+  ASSERT_OK(cluster_->Down(absl::Seconds(15)));
+  for (const NodeStatus& s : cluster_->Status()) {
+    EXPECT_EQ(s.state, NodeState::kExited) << s.name;
+    EXPECT_FALSE(PidAlive(s.pid)) << s.name;
+  }
+}
+
+// Waits for replication (the replication issue): today an acks=all produce to a
+// partition with three replicas does not complete (the CLI times out after 60
+// s) because followers do not fetch from the leader yet. Enable once brokers
+// replicate.
+TEST_F(ClusterLibraryTest,
+       DISABLED_ThreeControllersThreeBrokersProduceKillConsume) {
+  absl::StatusOr<std::string> controller =
+      FindRunfile("controller/fjord-controller");
+  ASSERT_TRUE(controller.ok()) << controller.status();
+  ClusterOptions o = SingleNode();
+  o.controllers = 3;
+  o.brokers = 3;
+  o.controller_binary = *controller;
+  o.create_topics = "events:3:3";
+  o.controller_args = {"--session-timeout-ms=3000"};
+  o.start_timeout = absl::Seconds(90);
+  absl::StatusOr<std::unique_ptr<Cluster>> up = Cluster::Up(o);
+  ASSERT_TRUE(up.ok()) << up.status();
+  cluster_ = std::move(*up);
+
+  absl::StatusOr<CommandResult> produced = cluster_->RunCli(
+      {"produce", "events", "--acks", "all"}, Lines(1, 30), absl::Seconds(30));
+  ASSERT_TRUE(produced.ok()) << produced.status();
+  ASSERT_TRUE(produced->exit.ExitedWith(0)) << produced->Describe();
+  ASSERT_OK(cluster_->Kill("broker-2"));
+  absl::StatusOr<CommandResult> consumed =
+      cluster_->RunCli({"consume", "events", "--from-beginning",
+                        "--max-messages", "30", "--timeout-ms", "20000"});
+  ASSERT_TRUE(consumed.ok()) << consumed.status();
+  EXPECT_EQ(SortedLines(consumed->out), SortedLines(1, 30))
+      << consumed->Describe();
+  ASSERT_OK(cluster_->Restart("broker-2"));
+  ASSERT_OK(cluster_->Down(absl::Seconds(15)));
+}
+
 // ---------------------------------------------------------------------------
 // The launcher binary: every verb a separate process, sharing DIR/state.
 

@@ -202,10 +202,12 @@ int Up(const Flags& f) {
                     " --bootstrap $(cat ", bootstrap, ") consume ", first,
                     " --from-beginning --timeout-ms 1000\n");
   }
-  absl::StrAppend(&out, "  deploy/local/cluster status --dir ", dir,
-                  "\n  deploy/local/cluster kill|pause|resume|restart ",
-                  c.nodes().back().name, " --dir ", dir,
-                  "\n  deploy/local/cluster down --dir ", dir, "\n");
+  // deploy/local/cluster names itself here; run directly, this binary.
+  const char* self = getenv("FJORD_CLUSTER_COMMAND");
+  const std::string cmd = self != nullptr && *self != '\0' ? self : g_argv0;
+  absl::StrAppend(&out, "  ", cmd, " status --dir ", dir, "\n  ", cmd,
+                  " kill|pause|resume|restart ", c.nodes().back().name,
+                  " --dir ", dir, "\n  ", cmd, " down --dir ", dir, "\n");
   Print(out);
   return 0;
 }
