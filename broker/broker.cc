@@ -3,6 +3,13 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "absl/random/random.h"
+#include "absl/strings/escaping.h"
 #include "broker/errors.h"
 #include "controller/raft/voters.h"
 #include "common/status_macros.h"
@@ -31,6 +38,32 @@ absl::Status SplitHostPort(absl::string_view what, absl::string_view address,
 }
 
 constexpr int64_t kReceiveHeadroomBytes = 4 << 20;
+
+std::string RandomHex() {
+  absl::BitGen gen;
+  std::string bytes(16, '\0');
+  for (char& c : bytes) c = static_cast<char>(absl::Uniform<uint8_t>(gen));
+  return absl::BytesToHexString(bytes);
+}
+
+// A port on 127.0.0.1 that was free a moment ago.
+absl::StatusOr<int> FreeLoopbackPort() {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  if (fd < 0) return absl::InternalError("socket() failed");
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  addr.sin_port = 0;
+  socklen_t len = sizeof(addr);
+  int port = -1;
+  if (bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0 &&
+      getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0) {
+    port = ntohs(addr.sin_port);
+  }
+  close(fd);
+  if (port <= 0) return absl::UnavailableError("no free port on 127.0.0.1");
+  return port;
+}
 
 }  // namespace
 
@@ -88,12 +121,41 @@ absl::StatusOr<std::unique_ptr<Broker>> Broker::Start(const BrokerOptions& optio
     adv_host = "127.0.0.1";
   }
 
-  if (options.controller_quorum_voters.empty()) {
-    fjord::v1::BrokerInfo self;
-    self.set_id(options.node_id);
-    self.set_rack(options.rack);
-    ASSIGN_OR_RETURN(broker->local_, LocalMetadata::Open(broker->store_.get(), self));
-    ctx.metadata = broker->local_.get();
+  if (options.node_id < 1) {
+    return absl::InvalidArgumentError("--node-id must be at least 1");
+  }
+  ClusterOptions cluster;
+  cluster.node_id = options.node_id;
+  cluster.rack = options.rack;
+  const bool embedded = options.controller_quorum_voters.empty();
+  if (embedded) {
+    // A single-node cluster: this process also runs the one controller voter, on
+    // a loopback port of its own, and uses it exactly as a cluster broker would.
+    ASSIGN_OR_RETURN(auto legacy, broker->store_->ScanMeta("topic/"));
+    if (!legacy.empty()) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "--data-dir ", options.data_dir,
+          " holds topics in the pre-controller single-node format, which this "
+          "version no longer reads; move it away or delete it"));
+    }
+    // The same incarnation across restarts of the same data directory, so the
+    // embedded controller lets the broker register again at once (a different
+    // incarnation would have to wait for the old session to expire).
+    ASSIGN_OR_RETURN(std::optional<std::string> incarnation,
+                     broker->store_->GetMeta("broker/incarnation"));
+    if (!incarnation.has_value()) {
+      incarnation = RandomHex();
+      RETURN_IF_ERROR(broker->store_->PutMeta("broker/incarnation", *incarnation));
+    }
+    cluster.incarnation_id = *incarnation;
+    ASSIGN_OR_RETURN(int controller_port, FreeLoopbackPort());
+    controller::ControllerNodeOptions c;
+    c.node_id = options.node_id;
+    c.listen = absl::StrCat("127.0.0.1:", controller_port);
+    c.voters = absl::StrCat(options.node_id, "@127.0.0.1:", controller_port);
+    c.data_dir = options.data_dir + "/__controller";
+    ASSIGN_OR_RETURN(broker->controller_, controller::ControllerNode::Start(c));
+    cluster.voters[options.node_id] = absl::StrCat("127.0.0.1:", controller_port);
   } else {
     if (!options.create_topics.empty()) {
       return absl::InvalidArgumentError(
@@ -106,21 +168,16 @@ absl::StatusOr<std::unique_ptr<Broker>> Broker::Start(const BrokerOptions& optio
     }
     ASSIGN_OR_RETURN(std::vector<raft::Voter> voters,
                      raft::ParseVoters(options.controller_quorum_voters));
-    ClusterOptions cluster;
-    cluster.node_id = options.node_id;
     for (const raft::Voter& v : voters) {
       cluster.voters[static_cast<int32_t>(v.id.value())] = v.address;
     }
-    cluster.rack = options.rack;
-    cluster.advertised_host = adv_host;
-    cluster.advertised_port = adv_port;
-    Broker* b = broker.get();
-    ASSIGN_OR_RETURN(broker->cluster_,
-                     ClusterMetadata::Start(broker->store_.get(), cluster,
-                                            [b] { b->MarkReady(); }));
-    ctx.metadata = broker->cluster_.get();
   }
-  broker->view_ = ctx.metadata;
+  Broker* b = broker.get();
+  ASSIGN_OR_RETURN(broker->cluster_,
+                   ClusterMetadata::Create(broker->store_.get(), cluster,
+                                           embedded ? std::function<void()>()
+                                                    : [b] { b->MarkReady(); }));
+  ctx.metadata = broker->cluster_.get();
   broker->produce_ = std::make_unique<ProduceServiceImpl>(ctx);
   broker->fetch_ = std::make_unique<FetchServiceImpl>(ctx);
   broker->metadata_service_ = std::make_unique<MetadataServiceImpl>(ctx);
@@ -144,10 +201,14 @@ absl::StatusOr<std::unique_ptr<Broker>> Broker::Start(const BrokerOptions& optio
   LOG(INFO) << "broker " << options.node_id << " listening on " << listen_host << ":"
             << broker->port_ << " data-dir=" << options.data_dir
             << " fsync=" << storage::FsyncPolicyName(options.fsync)
-            << (broker->cluster_ ? " (cluster member; waiting to be unfenced)"
-                                 : " (single-node cluster)");
-  if (broker->local_ != nullptr) {
-    broker->local_->SetAdvertised(adv_host, adv_port == 0 ? broker->port_ : adv_port);
+            << (embedded ? " (single-node cluster)"
+                         : " (cluster member; waiting to be unfenced)");
+  broker->cluster_->Run(adv_host, adv_port == 0 ? broker->port_ : adv_port);
+  if (embedded) {
+    if (!broker->cluster_->WaitUnfenced(absl::Seconds(30))) {
+      return absl::DeadlineExceededError(
+          "the embedded controller did not accept this broker within 30 s");
+    }
     RETURN_IF_ERROR(broker->CreateStartupTopics(options.create_topics));
     broker->MarkReady();
   }
@@ -166,7 +227,7 @@ void Broker::MarkReady() {
 absl::Status Broker::CreateStartupTopics(const std::string& spec) {
   ASSIGN_OR_RETURN(std::vector<TopicSpec> specs, ParseCreateTopics(spec));
   for (const TopicSpec& s : specs) {
-    if (auto existing = local_->GetTopic(s.name); existing.ok()) {
+    if (auto existing = cluster_->GetTopic(s.name); existing.ok()) {
       if ((*existing)->info.partitions_size() != s.partitions) {
         LOG(WARNING) << "topic " << s.name << " already exists with "
                      << (*existing)->info.partitions_size()
@@ -180,7 +241,7 @@ absl::Status Broker::CreateStartupTopics(const std::string& spec) {
     topic.set_partitions(s.partitions);
     topic.set_replication_factor(s.replication_factor);
     absl::StatusOr<std::vector<fjord::v1::TopicInfo>> created =
-        local_->CreateTopics({topic}, /*validate_only=*/false);
+        cluster_->CreateTopics({topic}, /*validate_only=*/false);
     if (!created.ok()) {
       return WithPrefix(created.status(), "--create-topics: ");
     }
@@ -211,6 +272,8 @@ void Broker::Shutdown() {
     server_->Wait();
   }
   produce_.reset();  // drains pending acks=0 appends
+  cluster_.reset();
+  if (controller_ != nullptr) controller_->Shutdown(/*transfer_leadership=*/false);
   if (store_ != nullptr) {
     absl::Status s = store_->Close();
     if (!s.ok()) LOG(ERROR) << "closing the store: " << s;

@@ -9,7 +9,7 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "broker/cluster_metadata.h"
-#include "broker/local_metadata.h"
+#include "controller/controller_node.h"
 #include "broker/services.h"
 #include "grpcpp/server.h"
 #include "storage/log_store.h"
@@ -59,10 +59,10 @@ class Broker {
 
   BrokerOptions options_;
   std::unique_ptr<storage::LogStore> store_;
-  // Exactly one of these two keeps the metadata; view_ is that one.
-  std::unique_ptr<LocalMetadata> local_;
+  // The embedded one-voter controller of a single-node cluster (null in a
+  // cluster with separate controllers).
+  std::unique_ptr<controller::ControllerNode> controller_;
   std::unique_ptr<ClusterMetadata> cluster_;
-  MetadataView* view_ = nullptr;
   absl::Mutex ready_mu_;
   bool ready_ ABSL_GUARDED_BY(ready_mu_) = false;
   std::atomic<bool> shutting_down_{false};

@@ -138,20 +138,33 @@ ClusterMetadata::ClusterMetadata(storage::LogStore* store, ClusterOptions option
                                  std::function<void()> on_ready)
     : store_(store),
       options_(std::move(options)),
-      incarnation_id_(RandomHex()),
+      incarnation_id_(options_.incarnation_id.empty() ? RandomHex()
+                                                      : options_.incarnation_id),
       on_ready_(std::move(on_ready)),
       client_(options_.voters) {}
 
-absl::StatusOr<std::unique_ptr<ClusterMetadata>> ClusterMetadata::Start(
+absl::StatusOr<std::unique_ptr<ClusterMetadata>> ClusterMetadata::Create(
     storage::LogStore* store, ClusterOptions options, std::function<void()> on_ready) {
   if (options.voters.empty()) {
     return absl::InvalidArgumentError("a cluster broker needs controller voters");
   }
-  std::unique_ptr<ClusterMetadata> md(
+  return std::unique_ptr<ClusterMetadata>(
       new ClusterMetadata(store, std::move(options), std::move(on_ready)));
-  md->follow_thread_ = std::thread([p = md.get()] { p->FollowLoop(); });
-  md->heartbeat_thread_ = std::thread([p = md.get()] { p->HeartbeatLoop(); });
-  return md;
+}
+
+void ClusterMetadata::Run(std::string advertised_host, int advertised_port) {
+  options_.advertised_host = std::move(advertised_host);
+  options_.advertised_port = advertised_port;
+  follow_thread_ = std::thread([this] { FollowLoop(); });
+  heartbeat_thread_ = std::thread([this] { HeartbeatLoop(); });
+}
+
+bool ClusterMetadata::WaitUnfenced(absl::Duration timeout) const {
+  const absl::Time deadline = absl::Now() + timeout;
+  while (fenced_.load() && absl::Now() < deadline && !stopping_.load()) {
+    absl::SleepFor(absl::Milliseconds(10));
+  }
+  return !fenced_.load();
 }
 
 ClusterMetadata::~ClusterMetadata() {

@@ -44,6 +44,9 @@ struct ClusterOptions {
   // What clients are told to use.
   std::string advertised_host;
   int advertised_port = 0;
+  // Identifies this run of the broker to the controller; empty picks a random
+  // one (a new incarnation per start, as Kafka does).
+  std::string incarnation_id;
   // Until the controller says otherwise.
   absl::Duration heartbeat_interval = absl::Milliseconds(500);
   // Deadline of each controller RPC.
@@ -82,11 +85,18 @@ class ControllerClient {
 
 class ClusterMetadata final : public MetadataView {
  public:
-  // Starts registering and following; does not wait. `store` must outlive this.
-  // `on_ready` runs (on a background thread) when the broker first becomes
-  // unfenced.
-  static absl::StatusOr<std::unique_ptr<ClusterMetadata>> Start(
+  // Makes the metadata view; nothing runs until Run. `store` must outlive this.
+  // `on_ready` (may be empty) runs on a background thread when the broker first
+  // becomes unfenced.
+  static absl::StatusOr<std::unique_ptr<ClusterMetadata>> Create(
       storage::LogStore* store, ClusterOptions options, std::function<void()> on_ready);
+
+  // Starts registering (with this advertised endpoint, which overrides the
+  // options') and following the metadata log; does not wait.
+  void Run(std::string advertised_host, int advertised_port);
+
+  // Waits until the controller has unfenced this broker, up to `timeout`.
+  bool WaitUnfenced(absl::Duration timeout) const;
   ~ClusterMetadata() override;
 
   // Controlled shutdown: asks the controller to move this broker's leaderships
@@ -131,7 +141,7 @@ class ClusterMetadata final : public MetadataView {
   bool Stopping() const { return stopping_.load(); }
 
   storage::LogStore* const store_;
-  const ClusterOptions options_;
+  ClusterOptions options_;  // the advertised endpoint is set by Run
   const std::string incarnation_id_;
   std::function<void()> on_ready_;
   ControllerClient client_;

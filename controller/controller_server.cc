@@ -5,7 +5,6 @@
 #include "absl/random/random.h"
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
 #include "broker/errors.h"
 #include "glog/logging.h"
@@ -267,18 +266,9 @@ void ControllerServer::Stop() {
 }
 
 std::string ControllerServer::cluster_id() const {
-  // TODO(controller): a ClusterIdRecord committed by the first leader, so the id
-  // is random and fixed at the first start. Until then it is derived from the
-  // voter set, which is fixed for the cluster's life.
-  std::string voters;
-  for (const auto& [id, address] : options_.voters) absl::StrAppend(&voters, id, "@", address, ",");
-  // FNV-1a: stable across processes and builds (absl::Hash is seeded per process).
-  uint64_t hash = 0xcbf29ce484222325ull;
-  for (unsigned char c : voters) {
-    hash ^= c;
-    hash *= 0x100000001b3ull;
-  }
-  return absl::StrFormat("%016x", hash);
+  std::string id;
+  state_->WithImage([&](const MetadataImage& image, int64_t) { id = image.cluster_id(); });
+  return id;
 }
 
 absl::Status ControllerServer::NotLeader() const {
@@ -457,6 +447,20 @@ void ControllerServer::ActivateIfLeader() {
   absl::StatusOr<int64_t> index = consensus_->Propose(
       fiv1::MetadataBatch().SerializeAsString(), absl::Now() + options_.propose_timeout);
   if (!index.ok()) return;  // lost leadership meanwhile; try again next round
+  // The very first active controller names the cluster.
+  bool named = false;
+  state_->WithImage([&](const MetadataImage& image, int64_t) {
+    named = !image.cluster_id().empty();
+  });
+  if (!named) {
+    fiv1::MetadataBatch batch;
+    batch.add_records()->mutable_cluster_id()->set_cluster_id(RandomTopicId());
+    if (!consensus_->Propose(batch.SerializeAsString(),
+                             absl::Now() + options_.propose_timeout)
+             .ok()) {
+      return;
+    }
+  }
   logic_.Activate(absl::Now());
   active_term_.store(term);
   active_.store(true);

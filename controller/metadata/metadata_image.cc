@@ -133,6 +133,13 @@ absl::Status MetadataImage::Apply(const records::MetadataRecord& record) {
       return ApplyDeleteTopic(record.delete_topic());
     case records::MetadataRecord::kChangePartition:
       return ApplyChangePartition(record.change_partition());
+    case records::MetadataRecord::kClusterId:
+      if (record.cluster_id().cluster_id().empty()) return Invalid("empty cluster id");
+      if (!cluster_id_.empty() && cluster_id_ != record.cluster_id().cluster_id()) {
+        return Invalid("the cluster id is already set");
+      }
+      cluster_id_ = record.cluster_id().cluster_id();
+      return absl::OkStatus();
     case records::MetadataRecord::RECORD_NOT_SET:
       break;
   }
@@ -401,12 +408,14 @@ records::MetadataSnapshot MetadataImage::Snapshot() const {
     }
   }
   out.set_max_broker_epoch(max_broker_epoch_);
+  out.set_cluster_id(cluster_id_);
   return out;
 }
 
 absl::Status MetadataImage::Restore(const records::MetadataSnapshot& snapshot) {
   MetadataImage image;
   image.max_broker_epoch_ = snapshot.max_broker_epoch();
+  image.cluster_id_ = snapshot.cluster_id();
   for (const records::BrokerRegistration& r : snapshot.brokers()) {
     RETURN_IF_ERROR(CheckEndpoints(r.endpoints()));
     if (r.incarnation_id().empty()) return Invalid("empty incarnation id");

@@ -148,6 +148,8 @@ class MetadataImage {
   const std::map<std::string, Topic>& topics() const { return topics_; }
   // The largest broker epoch ever assigned, -1 before the first registration.
   int64_t max_broker_epoch() const { return max_broker_epoch_; }
+  // Empty until the first active controller committed a ClusterIdRecord.
+  const std::string& cluster_id() const { return cluster_id_; }
   // Registered, unfenced and not in controlled shutdown.
   bool IsEligible(int32_t broker_id) const;
 
@@ -189,6 +191,7 @@ class MetadataImage {
   std::map<std::string, Topic> topics_;                   // by id
   std::map<std::string, std::string> topic_ids_by_name_;  // name -> id
   int64_t max_broker_epoch_ = -1;
+  std::string cluster_id_;
 };
 
 // Conversions between the image's structs and the record messages.
