@@ -51,6 +51,14 @@ class ControllerServer::ControllerServiceImpl final
     return grpc::Status::OK;
   }
 
+  grpc::Status AlterPartition(grpc::ServerContext*, const fiv1::AlterPartitionRequest* req,
+                              fiv1::AlterPartitionResponse* resp) override {
+    absl::StatusOr<fiv1::AlterPartitionResponse> result = server_->AlterPartition(*req);
+    if (!result.ok()) return ToGrpcStatus(result.status());
+    *resp = std::move(*result);
+    return grpc::Status::OK;
+  }
+
   grpc::Status FetchMetadata(grpc::ServerContext* context,
                              const fiv1::FetchMetadataRequest* req,
                              grpc::ServerWriter<fiv1::FetchMetadataResponse>* writer) override {
@@ -359,6 +367,38 @@ absl::StatusOr<fiv1::BrokerHeartbeatResponse> ControllerServer::Heartbeat(
   response.set_should_shutdown(result->should_shutdown);
   response.set_heartbeat_interval_ms(
       static_cast<int32_t>(absl::ToInt64Milliseconds(options_.heartbeat_interval)));
+  return response;
+}
+
+absl::StatusOr<fiv1::AlterPartitionResponse> ControllerServer::AlterPartition(
+    const fiv1::AlterPartitionRequest& req) {
+  AlterPartitionRequest request;
+  request.broker_id = req.broker_id();
+  request.broker_epoch = req.broker_epoch();
+  request.topic_id = req.topic_id();
+  request.partition = req.partition();
+  request.leader_epoch = req.leader_epoch();
+  request.partition_epoch = req.partition_epoch();
+  for (const auto& m : req.new_isr()) request.new_isr.push_back({m.broker_id(), m.broker_epoch()});
+  absl::MutexLock lock(&write_mu_);
+  if (absl::Status s = CheckActiveLocked(); !s.ok()) return s;
+  absl::StatusOr<AlterPartitionResult> result;
+  state_->WithImage([&](const MetadataImage&, int64_t) {
+    result = logic_.AlterPartition(request);
+  });
+  if (!result.ok()) return result.status();
+  if (absl::Status s = ProposeLocked(result->records); !s.ok()) return s;
+  fiv1::AlterPartitionResponse response;
+  fiv1::PartitionState* p = response.mutable_partition();
+  p->set_partition(req.partition());
+  for (int32_t r : result->partition.replicas) p->add_replicas(r);
+  p->set_leader(result->partition.leader);
+  p->set_leader_epoch(result->partition.leader_epoch);
+  for (int32_t r : result->partition.isr) p->add_isr(r);
+  p->set_partition_epoch(result->partition.partition_epoch);
+  LOG(INFO) << "AlterPartition " << req.topic_id() << "-" << req.partition() << " from broker "
+            << req.broker_id() << ": ISR now " << p->isr_size() << " replicas, partition epoch "
+            << p->partition_epoch();
   return response;
 }
 

@@ -95,6 +95,8 @@ class ControllerServer {
       const fjord::internal::v1::RegisterBrokerRequest& request);
   absl::StatusOr<fjord::internal::v1::BrokerHeartbeatResponse> Heartbeat(
       const fjord::internal::v1::BrokerHeartbeatRequest& request);
+  absl::StatusOr<fjord::internal::v1::AlterPartitionResponse> AlterPartition(
+      const fjord::internal::v1::AlterPartitionRequest& request);
   absl::StatusOr<std::vector<fjord::v1::TopicInfo>> CreateTopics(
       const fjord::v1::CreateTopicsRequest& request);
   absl::StatusOr<std::vector<std::string>> DeleteTopics(
