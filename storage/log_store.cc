@@ -24,6 +24,17 @@
 //     whose write is not done, and a failed write never leaves a gap or
 //     duplicate.
 //
+// Partition state beyond the log end: each partition has a leader epoch cache
+// and a high watermark. Like the log end, the epoch cache has a pending copy
+// (pending_epochs_, what the group being written will make it, owned by the
+// queue front) and a published one (epochs_, under state_mu_), published
+// together with the log end so that EndOffsetForEpoch always answers from one
+// state of the log. The group leader puts a partition's "epochs/" key into the
+// group's WriteBatch when its cache changed, and its "hw/" key when the high
+// watermark moved since it was last written (persisted_hw_, owned by the queue
+// front). TruncateTo, the periodic high watermark checkpoint and Close run as
+// exclusive writers, so they never race a group over these keys.
+//
 // Lock order (outer first): ddl_mu_ -> [queue front] -> db_mu_ -> map_mu_ ->
 // cf_mu_
 // -> state_mu_, and separately queue_mu_ -> cf_mu_ -> state_mu_. queue_mu_ is
@@ -105,6 +116,10 @@ constexpr size_t kArenaBlockBytes = size_t{64} << 10;
 // Default-CF keys. "lso/<cf name>" holds a partition's log start offset (8-byte
 // big endian); "meta/<key>" is the metadata key space of PutMeta and friends.
 constexpr absl::string_view kLsoPrefix = "lso/";
+// "epochs/<cf name>": the partition's LeaderEpochCache::Encode(); "hw/<cf
+// name>": its high watermark checkpoint (8-byte big endian, absent means 0).
+constexpr absl::string_view kEpochsPrefix = "epochs/";
+constexpr absl::string_view kHwPrefix = "hw/";
 constexpr absl::string_view kMetaPrefix = "meta/";
 constexpr absl::string_view kPartitionCfPrefix = "p.";
 
@@ -130,6 +145,18 @@ rocksdb::Slice ToSlice(absl::string_view s) {
 
 std::string LsoKey(absl::string_view cf_name) {
   return absl::StrCat(kLsoPrefix, cf_name);
+}
+std::string EpochsKey(absl::string_view cf_name) {
+  return absl::StrCat(kEpochsPrefix, cf_name);
+}
+std::string HwKey(absl::string_view cf_name) {
+  return absl::StrCat(kHwPrefix, cf_name);
+}
+// Sorts after the key of every valid (non-negative) offset: the exclusive end
+// of a range deletion reaching past the last batch.
+const std::string& PastLastOffsetKey() {
+  static const std::string* const key = new std::string(8, '\xff');
+  return *key;
 }
 std::string MetaKey(absl::string_view key) {
   return absl::StrCat(kMetaPrefix, key);
@@ -168,17 +195,25 @@ class PartitionLogImpl final : public PartitionLog {
  public:
   PartitionLogImpl(std::shared_ptr<StoreCore> core, PartitionId id,
                    rocksdb::ColumnFamilyHandle* cf, int64_t log_start,
-                   int64_t log_end)
+                   int64_t log_end, LeaderEpochCache epochs = {},
+                   int64_t high_watermark = 0, int64_t persisted_hw = 0)
       : core_(std::move(core)),
         id_(std::move(id)),
         cf_name_(id_.ColumnFamilyName()),
         pending_end_(log_end),
+        pending_epochs_(epochs),
+        persisted_hw_(persisted_hw),
         log_start_(log_start),
         log_end_(log_end),
+        epochs_(std::move(epochs)),
+        hw_(high_watermark),
         cf_(cf) {}
 
   const PartitionId& id() const override { return id_; }
   absl::StatusOr<AppendResult> Append(std::string batch) override;
+  absl::StatusOr<AppendResult> AppendReplicated(std::string batch,
+                                                int64_t base_offset) override;
+  absl::StatusOr<int64_t> TruncateTo(int64_t offset) override;
   absl::StatusOr<std::vector<StoredBatch>> Read(int64_t offset,
                                                 size_t max_bytes) override;
   int64_t log_start_offset() const override {
@@ -192,6 +227,25 @@ class PartitionLogImpl final : public PartitionLog {
   bool WaitForData(int64_t offset, absl::Time deadline) override;
   absl::StatusOr<std::pair<int64_t, int64_t>> OffsetForTimestamp(
       int64_t timestamp_ms) override;
+
+  int32_t LatestEpoch() const override {
+    absl::MutexLock l(&state_mu_);
+    return epochs_.LatestEpoch();
+  }
+  EpochEndOffset EndOffsetForEpoch(int32_t epoch) const override {
+    absl::MutexLock l(&state_mu_);
+    return epochs_.EndOffsetFor(epoch, log_end_);
+  }
+  std::vector<EpochEntry> LeaderEpochs() const override {
+    absl::MutexLock l(&state_mu_);
+    return epochs_.entries();
+  }
+  int64_t high_watermark() const override {
+    absl::MutexLock l(&state_mu_);
+    return hw_;
+  }
+  absl::Status SetHighWatermark(int64_t hw) override;
+  bool WaitForHighWatermark(int64_t offset, absl::Time deadline) override;
 
  private:
   friend class StoreCore;
@@ -213,11 +267,17 @@ class PartitionLogImpl final : public PartitionLog {
     if (liveness_ == Liveness::kLive) liveness_ = liveness;
     data_cv_.SignalAll();
   }
-  // Makes offsets below `new_end` visible: their write has completed.
-  void PublishEnd(int64_t new_end) {
+  // Makes offsets below `new_end` visible, with the epoch cache `epochs` (null:
+  // unchanged) describing them: their write has completed.
+  void Publish(int64_t new_end, const LeaderEpochCache* epochs) {
     absl::MutexLock l(&state_mu_);
     if (new_end > log_end_) log_end_ = new_end;
+    if (epochs != nullptr) epochs_ = *epochs;
     data_cv_.SignalAll();
+  }
+  LeaderEpochCache published_epochs() const {
+    absl::MutexLock l(&state_mu_);
+    return epochs_;
   }
 
   // Reads the range [log start, log end) snapshot and the liveness in one go.
@@ -242,8 +302,13 @@ class PartitionLogImpl final : public PartitionLog {
 
   // Offset the next queued append will get: log_end_ plus the records of the
   // group write in flight, if any. Only the writer at the front of the store's
-  // queue reads or writes it, with StoreCore::queue_mu_ held.
+  // queue reads or writes it (a group leader with StoreCore::queue_mu_ held).
   int64_t pending_end_;
+  // The epoch cache including the group write in flight; same ownership.
+  LeaderEpochCache pending_epochs_;
+  // The high watermark last written to the "hw/" key (0 when absent); same
+  // ownership. The HW is due for a write when hw_ differs from it.
+  int64_t persisted_hw_;
 
   mutable absl::Mutex state_mu_;
   // First offset still stored.
@@ -252,7 +317,11 @@ class PartitionLogImpl final : public PartitionLog {
   // policy).
   int64_t log_end_ ABSL_GUARDED_BY(state_mu_);
   Liveness liveness_ ABSL_GUARDED_BY(state_mu_) = Liveness::kLive;
-  // Signalled when log_end_ grows or liveness_ changes.
+  // Published leader epoch cache: describes exactly the batches below log_end_.
+  LeaderEpochCache epochs_ ABSL_GUARDED_BY(state_mu_);
+  // High watermark; log_start_ <= hw_ <= log_end_.
+  int64_t hw_ ABSL_GUARDED_BY(state_mu_);
+  // Signalled when log_end_ or hw_ grows or liveness_ changes.
   absl::CondVar data_cv_;
 
   // The column family handle; null once dropped or closed. Users hold cf_mu_
@@ -267,6 +336,9 @@ struct Writer {
   PartitionLogImpl* partition = nullptr;
   absl::string_view batch;
   int32_t record_count = 0;
+  int32_t leader_epoch = 0;
+  // Set for AppendReplicated: the base offset the batch must get.
+  std::optional<int64_t> expected_base;
   std::function<absl::Status()> exclusive;
 
   absl::StatusOr<AppendResult> result = absl::UnknownError("not written");
@@ -303,9 +375,9 @@ class StoreCore : public std::enable_shared_from_this<StoreCore> {
   absl::Status Close();
 
   // Queues an append and returns when it is done (see the file comment).
-  absl::StatusOr<AppendResult> SubmitAppend(PartitionLogImpl* partition,
-                                            absl::string_view batch,
-                                            int32_t record_count);
+  absl::StatusOr<AppendResult> SubmitAppend(
+      PartitionLogImpl* partition, absl::string_view batch,
+      const BatchHeader& header, std::optional<int64_t> expected_base);
 
  private:
   friend class PartitionLogImpl;
@@ -316,7 +388,26 @@ class StoreCore : public std::enable_shared_from_this<StoreCore> {
   // held.
   void LeadGroup() ABSL_EXCLUSIVE_LOCKS_REQUIRED(queue_mu_);
   absl::Status CloseDb();
+  // Loads the epoch cache of partition column family `cf` (whose log ends at
+  // `log_end`), or rebuilds it from the batches if it was never stored, adding
+  // what should be stored to `rewrite`.
+  absl::StatusOr<LeaderEpochCache> LoadEpochCache(
+      rocksdb::ColumnFamilyHandle* cf, int64_t log_end, bool has_batches,
+      rocksdb::WriteBatch* rewrite) ABSL_EXCLUSIVE_LOCKS_REQUIRED(db_mu_);
   void SyncLoop();
+  void CheckpointLoop();
+  // Writes the high watermark of each of `partitions` whose HW changed since it
+  // was last written, without syncing. Only at the front of the queue.
+  absl::Status WriteDirtyHighWatermarks(
+      const std::vector<std::shared_ptr<PartitionLogImpl>>& partitions)
+      ABSL_SHARED_LOCKS_REQUIRED(db_mu_);
+  std::vector<std::shared_ptr<PartitionLogImpl>> LivePartitions() {
+    absl::MutexLock ml(&map_mu_);
+    std::vector<std::shared_ptr<PartitionLogImpl>> out;
+    out.reserve(partitions_.size());
+    for (const auto& [name, log] : partitions_) out.push_back(log);
+    return out;
+  }
   rocksdb::ColumnFamilyOptions PartitionCfOptions() const;
 
   const StoreOptions options_;
@@ -352,11 +443,14 @@ class StoreCore : public std::enable_shared_from_this<StoreCore> {
   std::map<std::string, std::shared_ptr<PartitionLogImpl>> partitions_
       ABSL_GUARDED_BY(map_mu_);
 
-  // With FsyncPolicy::kInterval, a thread that syncs the WAL periodically.
+  // With FsyncPolicy::kInterval, a thread that syncs the WAL periodically; and
+  // a thread that writes changed high watermarks periodically. Both stop when
+  // stop_sync_ is set.
   absl::Mutex sync_mu_;
   bool stop_sync_ ABSL_GUARDED_BY(sync_mu_) = false;
   absl::CondVar sync_cv_;
   std::thread sync_thread_;
+  std::thread checkpoint_thread_;
 };
 
 // ---------------------------------------------------------------------------
@@ -432,6 +526,8 @@ absl::Status StoreCore::OpenDb() {
   // Recover each partition's offsets. From here on errors go through CloseDb
   // (by the caller's Close) so that the handles are released.
   absl::Status status;
+  // Epoch caches rebuilt from the batches, to store.
+  rocksdb::WriteBatch rewrite;
   for (rocksdb::ColumnFamilyHandle* handle : handles) {
     if (handle->GetName() == rocksdb::kDefaultColumnFamilyName)
       default_cf_ = handle;
@@ -481,8 +577,34 @@ absl::Status StoreCore::OpenDb() {
     }
     const int64_t start = std::max(lso, first);
     end = std::max(end, start);
+    absl::StatusOr<LeaderEpochCache> epochs =
+        LoadEpochCache(handle, end, first >= 0, &rewrite);
+    if (!epochs.ok()) {
+      status = epochs.status();
+      other_cfs_.push_back(handle);
+      continue;
+    }
+    int64_t stored_hw = 0;
+    std::string hw_value;
+    s = db_->Get(rocksdb::ReadOptions(), HwKey(handle->GetName()), &hw_value);
+    if (s.ok() && !DecodeOffset(hw_value, &stored_hw)) {
+      LOG(WARNING) << "ignoring a malformed high watermark of "
+                   << handle->GetName();
+      stored_hw = 0;
+    } else if (!s.ok() && !s.IsNotFound()) {
+      status = FromRocks(s, "reading the high watermark");
+      other_cfs_.push_back(handle);
+      continue;
+    }
+    const int64_t hw = std::clamp(stored_hw, start, end);
     partitions_[handle->GetName()] = std::make_shared<PartitionLogImpl>(
-        shared_from_this(), std::move(*id), handle, start, end);
+        shared_from_this(), std::move(*id), handle, start, end,
+        *std::move(epochs), hw, stored_hw);
+  }
+  if (status.ok() && rewrite.Count() > 0) {
+    rocksdb::WriteOptions sync;
+    sync.sync = true;
+    status = FromRocks(db_->Write(sync, &rewrite), "storing epoch caches");
   }
   RETURN_IF_ERROR(status);
   LOG(INFO) << "opened log store " << options_.data_dir << " with "
@@ -491,7 +613,59 @@ absl::Status StoreCore::OpenDb() {
   if (options_.fsync == FsyncPolicy::kInterval) {
     sync_thread_ = std::thread([this] { SyncLoop(); });
   }
+  checkpoint_thread_ = std::thread([this] { CheckpointLoop(); });
   return absl::OkStatus();
+}
+
+absl::StatusOr<LeaderEpochCache> StoreCore::LoadEpochCache(
+    rocksdb::ColumnFamilyHandle* cf, int64_t log_end, bool has_batches,
+    rocksdb::WriteBatch* rewrite) {
+  const std::string& name = cf->GetName();
+  std::string value;
+  rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), EpochsKey(name), &value);
+  if (s.ok()) {
+    absl::StatusOr<LeaderEpochCache> cache = LeaderEpochCache::Decode(value);
+    if (!cache.ok()) {
+      return absl::DataLossError(
+          absl::StrCat("partition ", name, ": ", cache.status().message()));
+    }
+    // Written atomically with the batches, so this never happens; if it did,
+    // entries past the log end would describe batches that do not exist.
+    if (cache->TruncateFromEnd(log_end)) {
+      LOG(WARNING) << "partition " << name
+                   << ": dropped leader epoch cache entries past the log end "
+                   << log_end;
+      (void)rewrite->Put(EpochsKey(name), cache->Encode());
+    }
+    return cache;
+  }
+  if (!s.IsNotFound()) return FromRocks(s, "reading the leader epoch cache");
+  LeaderEpochCache cache;
+  if (!has_batches) return cache;
+  // Written before the cache existed: rebuild it from the batch headers.
+  std::unique_ptr<rocksdb::Iterator> it(
+      db_->NewIterator(rocksdb::ReadOptions(), cf));
+  for (it->SeekToFirst(); it->Valid(); it->Next()) {
+    int64_t base;
+    absl::StatusOr<BatchHeader> header = ParseBatchHeader(
+        absl::string_view(it->value().data(), it->value().size()));
+    if (!DecodeOffset(it->key(), &base) || !header.ok()) {
+      LOG(WARNING) << "partition " << name
+                   << ": skipping a corrupt batch while rebuilding the leader "
+                      "epoch cache";
+      continue;
+    }
+    if (absl::StatusOr<bool> added = cache.Append(header->leader_epoch, base);
+        !added.ok()) {
+      LOG(WARNING) << "partition " << name << ": batch at " << base
+                   << " left out of the leader epoch cache: " << added.status();
+    }
+  }
+  RETURN_IF_ERROR(FromRocks(it->status(), "rebuilding the epoch cache"));
+  LOG(INFO) << "partition " << name << ": rebuilt a leader epoch cache of "
+            << cache.entries().size() << " entries";
+  (void)rewrite->Put(EpochsKey(name), cache.Encode());
+  return cache;
 }
 
 void StoreCore::SyncLoop() {
@@ -506,16 +680,55 @@ void StoreCore::SyncLoop() {
   }
 }
 
+void StoreCore::CheckpointLoop() {
+  absl::MutexLock l(&sync_mu_);
+  while (!stop_sync_) {
+    sync_cv_.WaitWithTimeout(&sync_mu_,
+                             options_.high_watermark_checkpoint_interval);
+    if (stop_sync_) break;
+    sync_mu_.Unlock();
+    // Exclusive: a group leader or TruncateTo may be writing "hw/" keys.
+    absl::Status status = RunExclusive([this]() -> absl::Status {
+      absl::ReaderMutexLock dl(&db_mu_);
+      if (db_ == nullptr) return absl::OkStatus();
+      return WriteDirtyHighWatermarks(LivePartitions());
+    });
+    sync_mu_.Lock();
+    if (!status.ok()) LOG(ERROR) << "high watermark checkpoint: " << status;
+  }
+}
+
+absl::Status StoreCore::WriteDirtyHighWatermarks(
+    const std::vector<std::shared_ptr<PartitionLogImpl>>& partitions) {
+  rocksdb::WriteBatch batch;
+  std::vector<std::pair<PartitionLogImpl*, int64_t>> written;
+  for (const auto& p : partitions) {
+    const int64_t hw = p->high_watermark();
+    if (hw == p->persisted_hw_ || p->liveness() != Liveness::kLive) continue;
+    (void)batch.Put(HwKey(p->cf_name_), EncodeOffset(hw));
+    written.emplace_back(p.get(), hw);
+  }
+  if (written.empty()) return absl::OkStatus();
+  // Not synced: the next synced write (or SyncWAL) makes it durable, and until
+  // then the older checkpoint is a valid lower bound.
+  RETURN_IF_ERROR(FromRocks(db_->Write(rocksdb::WriteOptions(), &batch),
+                            "writing high watermarks"));
+  for (auto& [p, hw] : written) p->persisted_hw_ = hw;
+  return absl::OkStatus();
+}
+
 // ---------------------------------------------------------------------------
 // The write queue.
 
 absl::StatusOr<AppendResult> StoreCore::SubmitAppend(
     PartitionLogImpl* partition, absl::string_view batch,
-    int32_t record_count) {
+    const BatchHeader& header, std::optional<int64_t> expected_base) {
   Writer w;
   w.partition = partition;
   w.batch = batch;
-  w.record_count = record_count;
+  w.record_count = header.record_count;
+  w.leader_epoch = header.leader_epoch;
+  w.expected_base = expected_base;
   absl::MutexLock l(&queue_mu_);
   if (closing_) return absl::UnavailableError("log store is closing");
   if (Liveness live = partition->liveness(); live != Liveness::kLive) {
@@ -541,6 +754,17 @@ void StoreCore::LeadGroup() {
   // Assign offsets in queue order and build the write.
   rocksdb::WriteBatch write_batch(group_bytes + group.size() * 32);
   std::vector<Writer*> written;
+  // The partitions written, each once, and whether their epoch cache changed.
+  std::vector<std::pair<PartitionLogImpl*, bool>> touched;
+  auto touch = [&touched](PartitionLogImpl* p, bool epochs_changed) {
+    for (auto& [q, changed] : touched) {
+      if (q == p) {
+        changed = changed || epochs_changed;
+        return;
+      }
+    }
+    touched.emplace_back(p, epochs_changed);
+  };
   for (Writer* w : group) {
     PartitionLogImpl* p = w->partition;
     absl::ReaderMutexLock cl(&p->cf_mu_);
@@ -551,16 +775,47 @@ void StoreCore::LeadGroup() {
       continue;
     }
     const int64_t base = p->pending_end_;
-    w->result = AppendResult{base, base + w->record_count - 1};
-    p->pending_end_ += w->record_count;
+    if (w->expected_base.has_value() && *w->expected_base != base) {
+      w->result = absl::FailedPreconditionError(
+          absl::StrCat("replicated batch for base offset ", *w->expected_base,
+                       " does not fit partition ", p->cf_name_,
+                       ", whose log end offset is ", base));
+      continue;
+    }
+    absl::StatusOr<bool> new_epoch =
+        p->pending_epochs_.CheckAppend(w->leader_epoch, base);
+    if (!new_epoch.ok()) {
+      w->result = absl::Status(new_epoch.status().code(),
+                               absl::StrCat("partition ", p->cf_name_, ": ",
+                                            new_epoch.status().message()));
+      continue;
+    }
     rocksdb::Status s =
         write_batch.Put(p->cf_, EncodeOffset(base), ToSlice(w->batch));
     if (!s.ok()) {  // only for oversized entries
       w->result = FromRocks(s, "building write batch");
-      p->pending_end_ -= w->record_count;
       continue;
     }
+    w->result = AppendResult{base, base + w->record_count - 1};
+    p->pending_end_ += w->record_count;
+    if (*new_epoch)
+      CHECK(p->pending_epochs_.Append(w->leader_epoch, base).ok());
+    touch(p, *new_epoch);
     written.push_back(w);
+  }
+  // The keys that go with the batches, in the default column family: changed
+  // epoch caches, and high watermarks that moved since they were last written.
+  std::vector<std::pair<PartitionLogImpl*, int64_t>> hw_written;
+  for (auto& [p, epochs_changed] : touched) {
+    if (epochs_changed) {
+      (void)write_batch.Put(EpochsKey(p->cf_name_),
+                            p->pending_epochs_.Encode());
+    }
+    const int64_t hw = p->high_watermark();
+    if (hw != p->persisted_hw_) {
+      (void)write_batch.Put(HwKey(p->cf_name_), EncodeOffset(hw));
+      hw_written.emplace_back(p, hw);
+    }
   }
 
   // Write without holding the queue lock, so that more appends can queue up
@@ -579,8 +834,11 @@ void StoreCore::LeadGroup() {
   }
 
   if (s.ok()) {
-    for (Writer* w : written)
-      w->partition->PublishEnd(w->result->last_offset + 1);
+    // This group was the only write in flight: pending state is now on disk.
+    for (auto& [p, epochs_changed] : touched)
+      p->Publish(p->pending_end_,
+                 epochs_changed ? &p->pending_epochs_ : nullptr);
+    for (auto& [p, hw] : hw_written) p->persisted_hw_ = hw;
     if (!written.empty()) {
       stats_.rocksdb_writes++;
       stats_.appends += written.size();
@@ -592,10 +850,11 @@ void StoreCore::LeadGroup() {
     const absl::Status error = FromRocks(s, "appending");
     LOG(ERROR) << "group write of " << written.size()
                << " appends failed: " << error;
-    for (Writer* w : written) {
-      w->result = absl::InternalError(error.message());
-      // This group was the only write in flight: nothing past log_end_ exists.
-      w->partition->pending_end_ = w->partition->log_end_offset();
+    for (Writer* w : written) w->result = absl::InternalError(error.message());
+    // This group was the only write in flight: nothing past log_end_ exists.
+    for (auto& [p, epochs_changed] : touched) {
+      p->pending_end_ = p->log_end_offset();
+      if (epochs_changed) p->pending_epochs_ = p->published_epochs();
     }
   }
 
@@ -662,11 +921,15 @@ StoreCore::CreatePartitions(const std::vector<PartitionId>& ids) {
     }
     return FromRocks(s, "creating column families");
   }
-  // A dropped partition's log start key is deleted with it, but clear any
-  // leftover so that the new partition starts at 0.
+  // A dropped partition's log start, epoch cache and high watermark keys are
+  // deleted with it, but clear any leftover so that the new partition starts
+  // empty at 0.
   rocksdb::WriteBatch clear;
-  for (const std::string& name : names)
+  for (const std::string& name : names) {
     (void)clear.Delete(default_cf_, LsoKey(name));
+    (void)clear.Delete(default_cf_, EpochsKey(name));
+    (void)clear.Delete(default_cf_, HwKey(name));
+  }
   rocksdb::WriteOptions sync;
   sync.sync = true;
   s = db_->Write(sync, &clear);
@@ -733,9 +996,15 @@ absl::Status StoreCore::DropPartition(const PartitionId& id) {
     }
     rocksdb::WriteOptions sync;
     sync.sync = true;
-    rocksdb::Status s = db_->Delete(sync, default_cf_, LsoKey(name));
-    if (!s.ok())
-      LOG(ERROR) << "deleting log start of " << name << ": " << s.ToString();
+    rocksdb::WriteBatch keys;
+    (void)keys.Delete(default_cf_, LsoKey(name));
+    (void)keys.Delete(default_cf_, EpochsKey(name));
+    (void)keys.Delete(default_cf_, HwKey(name));
+    rocksdb::Status s = db_->Write(sync, &keys);
+    if (!s.ok()) {
+      LOG(ERROR) << "deleting the log start, epoch cache and high watermark of "
+                 << name << ": " << s.ToString();
+    }
     LOG(INFO) << "dropped partition " << name;
     return absl::OkStatus();
   });
@@ -803,14 +1072,13 @@ absl::Status StoreCore::Close() {
     }
     closing_ = true;
   }
-  if (sync_thread_.joinable()) {
-    {
-      absl::MutexLock l(&sync_mu_);
-      stop_sync_ = true;
-      sync_cv_.Signal();
-    }
-    sync_thread_.join();
+  {
+    absl::MutexLock l(&sync_mu_);
+    stop_sync_ = true;
+    sync_cv_.SignalAll();
   }
+  if (sync_thread_.joinable()) sync_thread_.join();
+  if (checkpoint_thread_.joinable()) checkpoint_thread_.join();
   // Appends queued before closing_ was set complete first; later ones were
   // refused.
   absl::Status status = RunExclusive([this] { return CloseDb(); });
@@ -824,7 +1092,11 @@ absl::Status StoreCore::Close() {
 absl::Status StoreCore::CloseDb() {
   absl::WriterMutexLock dl(&db_mu_);
   if (db_ == nullptr) return absl::OkStatus();
-  absl::Status status = FromRocks(db_->SyncWAL(), "syncing the WAL");
+  absl::Status status = WriteDirtyHighWatermarks(LivePartitions());
+  if (absl::Status s = FromRocks(db_->SyncWAL(), "syncing the WAL");
+      status.ok()) {
+    status = s;
+  }
   std::map<std::string, std::shared_ptr<PartitionLogImpl>> partitions;
   {
     absl::MutexLock ml(&map_mu_);
@@ -858,7 +1130,143 @@ absl::Status StoreCore::CloseDb() {
 absl::StatusOr<AppendResult> PartitionLogImpl::Append(std::string batch) {
   RETURN_IF_ERROR(ValidateBatch(batch));
   ASSIGN_OR_RETURN(BatchHeader header, ParseBatchHeader(batch));
-  return core_->SubmitAppend(this, batch, header.record_count);
+  return core_->SubmitAppend(this, batch, header, std::nullopt);
+}
+
+absl::StatusOr<AppendResult> PartitionLogImpl::AppendReplicated(
+    std::string batch, int64_t base_offset) {
+  RETURN_IF_ERROR(ValidateBatch(batch));
+  ASSIGN_OR_RETURN(BatchHeader header, ParseBatchHeader(batch));
+  return core_->SubmitAppend(this, batch, header, base_offset);
+}
+
+absl::StatusOr<int64_t> PartitionLogImpl::TruncateTo(int64_t offset) {
+  {
+    absl::MutexLock l(&core_->queue_mu_);
+    if (core_->closing_) return absl::UnavailableError("log store is closing");
+  }
+  int64_t new_end = -1;
+  // Exclusive: no group write is in flight, so pending state == published
+  // state, and no append lands until the truncation is on disk.
+  RETURN_IF_ERROR(core_->RunExclusive([&]() -> absl::Status {
+    absl::ReaderMutexLock dl(&core_->db_mu_);
+    if (core_->db_ == nullptr) {
+      return absl::UnavailableError("log store is closed");
+    }
+    absl::ReaderMutexLock cl(&cf_mu_);
+    if (cf_ == nullptr) return GoneError(liveness());
+    const Snapshot snap = TakeSnapshot();
+    if (snap.liveness != Liveness::kLive) return GoneError(snap.liveness);
+    if (offset < snap.start || offset > snap.end) {
+      return absl::OutOfRangeError(absl::StrCat(
+          "cannot truncate partition ", cf_name_, " to offset ", offset,
+          ": valid offsets are [", snap.start, ", ", snap.end, "]"));
+    }
+    if (offset == snap.end) {
+      new_end = offset;
+      return absl::OkStatus();
+    }
+    // Batches go whole: start the removal at the batch holding `offset`.
+    int64_t remove_from = offset;
+    {
+      std::unique_ptr<rocksdb::Iterator> it(
+          core_->db_->NewIterator(rocksdb::ReadOptions(), cf_));
+      it->SeekForPrev(EncodeOffset(offset));
+      if (it->Valid()) {
+        int64_t base;
+        const absl::string_view value(it->value().data(), it->value().size());
+        absl::StatusOr<BatchHeader> header = ParseBatchHeader(value);
+        if (!DecodeOffset(it->key(), &base) || !header.ok()) {
+          return absl::DataLossError(
+              absl::StrCat("partition ", cf_name_,
+                           ": corrupt batch before offset ", offset));
+        }
+        if (base + header->record_count > offset) remove_from = base;
+      }
+      RETURN_IF_ERROR(
+          FromRocks(it->status(), absl::StrCat("reading ", cf_name_)));
+    }
+    // The batch holding `offset` also holds the log start (only possible once
+    // retention moves the start inside a batch): the log becomes empty,
+    // starting at `offset`, as with Kafka's truncateFullyAndStartAt; whatever
+    // retention left below the start goes too.
+    const bool empties_log = remove_from < snap.start;
+    if (empties_log) remove_from = 0;
+    const int64_t start = empties_log ? offset : snap.start;
+    const int64_t end = empties_log ? offset : remove_from;
+    LeaderEpochCache epochs = pending_epochs_;
+    epochs.TruncateFromEnd(remove_from);
+    int64_t old_hw;
+    LeaderEpochCache old_epochs;
+    int64_t hw;
+    {
+      // Hide the removed batches before they are deleted, so that no reader
+      // starting from now on sees them (or part of them).
+      absl::MutexLock l(&state_mu_);
+      old_hw = hw_;
+      old_epochs = epochs_;
+      hw_ = std::clamp(hw_, start, end);
+      hw = hw_;
+      log_start_ = start;
+      log_end_ = end;
+      epochs_ = epochs;
+    }
+    rocksdb::WriteBatch batch;
+    (void)batch.DeleteRange(cf_, EncodeOffset(remove_from),
+                            PastLastOffsetKey());
+    (void)batch.Put(EpochsKey(cf_name_), epochs.Encode());
+    (void)batch.Put(HwKey(cf_name_), EncodeOffset(hw));
+    if (empties_log) (void)batch.Put(LsoKey(cf_name_), EncodeOffset(start));
+    rocksdb::WriteOptions sync;
+    sync.sync = true;
+    if (absl::Status s = FromRocks(core_->db_->Write(sync, &batch),
+                                   absl::StrCat("truncating ", cf_name_));
+        !s.ok()) {
+      absl::MutexLock l(&state_mu_);
+      log_start_ = snap.start;
+      log_end_ = snap.end;
+      epochs_ = std::move(old_epochs);
+      hw_ = std::max(hw_, old_hw);
+      return s;
+    }
+    pending_end_ = end;
+    pending_epochs_ = std::move(epochs);
+    persisted_hw_ = hw;
+    new_end = end;
+    LOG(INFO) << "partition " << cf_name_ << ": truncated to " << end
+              << " (asked " << offset << ", log end was " << snap.end << ")";
+    return absl::OkStatus();
+  }));
+  return new_end;
+}
+
+absl::Status PartitionLogImpl::SetHighWatermark(int64_t hw) {
+  absl::MutexLock l(&state_mu_);
+  if (liveness_ != Liveness::kLive) return GoneError(liveness_);
+  if (hw > log_end_) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("high watermark ", hw, " of partition ", cf_name_,
+                     " would be above its log end offset ", log_end_));
+  }
+  if (hw < hw_) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("high watermark of partition ", cf_name_,
+                     " cannot move back from ", hw_, " to ", hw));
+  }
+  if (hw > hw_) {
+    hw_ = hw;
+    data_cv_.SignalAll();
+  }
+  return absl::OkStatus();
+}
+
+bool PartitionLogImpl::WaitForHighWatermark(int64_t offset,
+                                            absl::Time deadline) {
+  absl::MutexLock l(&state_mu_);
+  while (hw_ <= offset && liveness_ == Liveness::kLive) {
+    if (data_cv_.WaitWithDeadline(&state_mu_, deadline)) break;  // timed out
+  }
+  return hw_ > offset && liveness_ == Liveness::kLive;
 }
 
 absl::Status PartitionLogImpl::WithIterator(
@@ -921,6 +1329,17 @@ absl::StatusOr<std::vector<StoredBatch>> PartitionLogImpl::Read(
         }
         return absl::OkStatus();
       }));
+  if (batches.empty()) {
+    // A TruncateTo ran meanwhile and removed what the snapshot promised.
+    const Snapshot now = TakeSnapshot();
+    if (now.liveness != Liveness::kLive) return GoneError(now.liveness);
+    if (offset > now.end) {
+      return absl::OutOfRangeError(
+          absl::StrCat("offset ", offset, " is outside the log of partition ",
+                       cf_name_, ": valid offsets are [", now.start, ", ",
+                       now.end, "] (it was truncated)"));
+    }
+  }
   return batches;
 }
 
