@@ -289,15 +289,33 @@ TEST_F(ReplicaLogTest, TruncateInsideABatchRemovesTheWholeBatch) {
               absl::StatusCode::kOutOfRange);
     Reopen();
   }
-  // The follower refetches from 7, in a lower epoch than the removed one.
+  // The follower refetches from 7: first more of epoch 1, which does not
+  // change the cache (so the truncation itself must have stored it), then
+  // epoch 2, lower than the removed epoch 3.
+  ASSERT_TRUE(log_->AppendReplicated(MakeBatch(1, "refetched", 4), 7).ok());
+  Reopen();
+  EXPECT_EQ(log_->LeaderEpochs(), (std::vector<EpochEntry>{{0, 0}, {1, 5}}));
+  EXPECT_EQ(log_->EndOffsetForEpoch(1), (EpochEndOffset{1, 11}));
   absl::StatusOr<AppendResult> r =
-      log_->AppendReplicated(MakeBatch(2, "refetched", 4), 7);
+      log_->AppendReplicated(MakeBatch(2, "refetched", 2), 11);
   ASSERT_TRUE(r.ok()) << r.status();
   EXPECT_EQ(log_->LeaderEpochs(),
-            (std::vector<EpochEntry>{{0, 0}, {1, 5}, {2, 7}}));
+            (std::vector<EpochEntry>{{0, 0}, {1, 5}, {2, 11}}));
   std::vector<StoredBatch> stored = ReadAll(*log_);
-  ASSERT_EQ(stored.size(), 4u);
-  EXPECT_EQ(stored.back().data, MakeBatch(2, "refetched", 4));
+  ASSERT_EQ(stored.size(), 5u);
+  EXPECT_EQ(stored.back().data, MakeBatch(2, "refetched", 2));
+}
+
+TEST_F(ReplicaLogTest, TruncationStoresTheEpochCacheItself) {
+  AppendFiveBatches();
+  ASSERT_EQ(*log_->TruncateTo(8), 7);  // removes epoch 3's entry (3, 10)
+  // More of epoch 1 does not change the cache, so no append stores it: the
+  // truncation must have. (On open, entries past the log end are dropped; here
+  // the log grows back past 10, where the removed entry started.)
+  ASSERT_TRUE(log_->AppendReplicated(MakeBatch(1, "more", 5), 7).ok());
+  Reopen();
+  EXPECT_EQ(log_->LeaderEpochs(), (std::vector<EpochEntry>{{0, 0}, {1, 5}}));
+  EXPECT_EQ(log_->EndOffsetForEpoch(3), (EpochEndOffset{1, 12}));
 }
 
 TEST_F(ReplicaLogTest, TruncateAtABatchBoundaryAndAtTheEnds) {
