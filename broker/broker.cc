@@ -178,6 +178,22 @@ absl::StatusOr<std::unique_ptr<Broker>> Broker::Start(const BrokerOptions& optio
                                            embedded ? std::function<void()>()
                                                     : [b] { b->MarkReady(); }));
   ctx.metadata = broker->cluster_.get();
+  ReplicaManagerOptions replica_options;
+  replica_options.replica_lag_time_max = options.replica_lag_time_max;
+  ReplicaManagerHooks hooks;
+  ClusterMetadata* md = broker->cluster_.get();
+  hooks.broker_epoch = [md] { return md->broker_epoch(); };
+  hooks.alter_partition = [md](const fjord::internal::v1::AlterPartitionRequest& r) {
+    return md->AlterPartition(r);
+  };
+  broker->replicas_ =
+      std::make_unique<ReplicaManager>(options.node_id, replica_options, std::move(hooks));
+  ReplicaManager* rm = broker->replicas_.get();
+  broker->cluster_->set_on_metadata(
+      [rm](const ClusterMetadata::TopicTable& topics,
+           const std::map<int32_t, std::string>& addresses,
+           const controller::MetadataImage& image) { rm->OnMetadata(topics, addresses, image); });
+  ctx.replicas = rm;
   broker->produce_ = std::make_unique<ProduceServiceImpl>(ctx);
   broker->fetch_ = std::make_unique<FetchServiceImpl>(ctx);
   broker->metadata_service_ = std::make_unique<MetadataServiceImpl>(ctx);
@@ -186,6 +202,7 @@ absl::StatusOr<std::unique_ptr<Broker>> Broker::Start(const BrokerOptions& optio
   builder.RegisterService(broker->fetch_.get());
   builder.RegisterService(broker->metadata_service_.get());
   builder.RegisterService(broker->admin_.get());
+  builder.RegisterService(broker->replicas_->service());
 
   {
     // Health answers NOT_SERVING until start-up is complete (MarkReady).
@@ -272,6 +289,7 @@ void Broker::Shutdown() {
     server_->Wait();
   }
   produce_.reset();  // drains pending acks=0 appends
+  if (replicas_ != nullptr) replicas_->Stop();
   cluster_.reset();
   if (controller_ != nullptr) controller_->Shutdown(/*transfer_leadership=*/false);
   if (store_ != nullptr) {

@@ -9,6 +9,7 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "broker/cluster_metadata.h"
+#include "broker/replica_manager.h"
 #include "controller/controller_node.h"
 #include "broker/services.h"
 #include "grpcpp/server.h"
@@ -32,6 +33,8 @@ struct BrokerOptions {
   // "id@host:port,..." of the controller quorum; empty for a single-node cluster.
   std::string controller_quorum_voters;
   Limits limits;
+  // replica.lag.time.max.ms: a follower behind for longer leaves the ISR.
+  absl::Duration replica_lag_time_max = absl::Seconds(10);
 };
 
 class Broker {
@@ -63,6 +66,7 @@ class Broker {
   // cluster with separate controllers).
   std::unique_ptr<controller::ControllerNode> controller_;
   std::unique_ptr<ClusterMetadata> cluster_;
+  std::unique_ptr<ReplicaManager> replicas_;
   absl::Mutex ready_mu_;
   bool ready_ ABSL_GUARDED_BY(ready_mu_) = false;
   std::atomic<bool> shutting_down_{false};

@@ -382,6 +382,25 @@ void ClusterMetadata::ReconcileLocked() {
     topics[state->info.name()] = std::move(state);
   }
   topics_ = std::move(topics);
+  if (on_metadata_) {
+    std::map<int32_t, std::string> addresses;
+    for (const auto& b : image_.BrokerInfos()) {
+      addresses[b.id()] = absl::StrCat(b.host(), ":", b.port());
+    }
+    on_metadata_(topics_, addresses, image_);
+  }
+}
+
+absl::StatusOr<fiv1::AlterPartitionResponse> ClusterMetadata::AlterPartition(
+    const fiv1::AlterPartitionRequest& request) {
+  fiv1::AlterPartitionResponse response;
+  absl::Status status = client_.Call(
+      [&](ControllerClient::Stubs& stubs, grpc::ClientContext* ctx) {
+        return stubs.controller->AlterPartition(ctx, request, &response);
+      },
+      options_.rpc_timeout, options_.rpc_timeout);
+  if (!status.ok()) return status;
+  return response;
 }
 
 absl::StatusOr<std::shared_ptr<const TopicState>> ClusterMetadata::GetTopic(

@@ -97,6 +97,20 @@ class ClusterMetadata final : public MetadataView {
 
   // Waits until the controller has unfenced this broker, up to `timeout`.
   bool WaitUnfenced(absl::Duration timeout) const;
+
+  using TopicTable = std::map<std::string, std::shared_ptr<const TopicState>, std::less<>>;
+  // Called (under this object's lock; it must not call back) after every metadata
+  // change with the topic table, every broker's host:port and the image. Set
+  // before Run.
+  void set_on_metadata(std::function<void(const TopicTable&, const std::map<int32_t, std::string>&,
+                                          const controller::MetadataImage&)>
+                           fn) {
+    on_metadata_ = std::move(fn);
+  }
+
+  // Forwards an ISR change to the active controller.
+  absl::StatusOr<fjord::internal::v1::AlterPartitionResponse> AlterPartition(
+      const fjord::internal::v1::AlterPartitionRequest& request);
   ~ClusterMetadata() override;
 
   // Controlled shutdown: asks the controller to move this broker's leaderships
@@ -144,6 +158,9 @@ class ClusterMetadata final : public MetadataView {
   ClusterOptions options_;  // the advertised endpoint is set by Run
   const std::string incarnation_id_;
   std::function<void()> on_ready_;
+  std::function<void(const TopicTable&, const std::map<int32_t, std::string>&,
+                     const controller::MetadataImage&)>
+      on_metadata_;
   ControllerClient client_;
 
   std::atomic<int64_t> epoch_{-1};

@@ -36,6 +36,9 @@ int main(int argc, char** argv) {
                "always (sync before acknowledging) | interval | never");
   flags.String("create-topics", &options.create_topics,
                "topics to create at start-up: name:partitions:replicas,...");
+  int64_t replica_lag_ms = absl::ToInt64Milliseconds(options.replica_lag_time_max);
+  flags.Int("replica-lag-time-max-ms", &replica_lag_ms,
+            "a follower that has not caught up for this long leaves the ISR");
   flags.Int("max-batch-bytes", &max_batch_bytes,
             "largest produce request in bytes");
 
@@ -61,6 +64,8 @@ int main(int argc, char** argv) {
     return fail("--max-batch-bytes must be from 1024 to 268435456");
   }
   options.limits.max_batch_bytes = max_batch_bytes;
+  if (replica_lag_ms < 100) return fail("--replica-lag-time-max-ms must be at least 100");
+  options.replica_lag_time_max = absl::Milliseconds(replica_lag_ms);
 
   // Handle SIGTERM/SIGINT on this thread only: block them before any other thread
   // starts, so every thread inherits the mask, then wait for them below.

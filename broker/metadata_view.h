@@ -38,10 +38,8 @@ struct PartitionHandle {
   const fjord::v1::PartitionInfo& info() const {
     return topic->info.partitions(partition);
   }
-  // Offset below which records are visible to consumers: the log end offset,
-  // because without replication every appended record is committed.
-  // TODO(replication): the leader's high watermark once followers exist.
-  int64_t high_watermark() const { return log().log_end_offset(); }
+  // Offset below which records are committed and visible to consumers.
+  int64_t high_watermark() const { return log().high_watermark(); }
 };
 
 class MetadataView {

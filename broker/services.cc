@@ -35,7 +35,7 @@ void FillOffsets(const PartitionHandle& handle, fjord::v1::PartitionOffsets* out
   out->set_high_watermark(handle.high_watermark());
 }
 
-// Waits up to `max_wait` for records at `offset`, in short slices so that a
+// Waits up to `max_wait` for committed records at `offset`, in short slices so that a
 // cancelled stream or a shutting-down broker frees its thread promptly.
 bool WaitForData(grpc::ServerContext* context, storage::PartitionLog& log,
                  int64_t offset, absl::Duration max_wait,
@@ -43,7 +43,7 @@ bool WaitForData(grpc::ServerContext* context, storage::PartitionLog& log,
   const absl::Time deadline = absl::Now() + max_wait;
   while (true) {
     const absl::Time slice = std::min(deadline, absl::Now() + absl::Milliseconds(100));
-    if (log.WaitForData(offset, slice)) return true;
+    if (log.WaitForHighWatermark(offset, slice)) return true;
     if (absl::Now() >= deadline || context->IsCancelled() || shutting_down.load()) {
       return false;
     }
@@ -67,14 +67,14 @@ AsyncAppender::~AsyncAppender() {
 }
 
 void AsyncAppender::Enqueue(std::shared_ptr<storage::PartitionLog> log,
-                            std::string batch) {
+                            std::string batch, std::function<void()> on_appended) {
   absl::MutexLock lock(&mu_);
   mu_.Await(absl::Condition(
       +[](AsyncAppender* a) ABSL_NO_THREAD_SAFETY_ANALYSIS {
         return a->queue_.size() < a->capacity_;
       },
       this));
-  queue_.push_back({std::move(log), std::move(batch)});
+  queue_.push_back({std::move(log), std::move(batch), std::move(on_appended)});
 }
 
 void AsyncAppender::Run() {
@@ -96,6 +96,8 @@ void AsyncAppender::Run() {
     if (!result.ok()) {
       LOG(WARNING) << "acks=0 append to " << item.log->id().ColumnFamilyName()
                    << " failed: " << result.status();
+    } else if (item.on_appended) {
+      item.on_appended();
     }
   }
 }
@@ -106,10 +108,14 @@ void AsyncAppender::Run() {
 grpc::Status ProduceServiceImpl::Produce(grpc::ServerContext* context,
                                          const fjord::v1::ProduceRequest* request,
                                          fjord::v1::ProduceResponse* response) {
-  return ToGrpcStatus(DoProduce(*request, response));
+  // acks=all waits at most until the client's deadline (30 s without one).
+  const absl::Time deadline =
+      std::min(absl::FromChrono(context->deadline()), absl::Now() + absl::Seconds(30));
+  return ToGrpcStatus(DoProduce(*request, deadline, response));
 }
 
 absl::Status ProduceServiceImpl::DoProduce(const fjord::v1::ProduceRequest& req,
+                                           absl::Time deadline,
                                            fjord::v1::ProduceResponse* response) {
   if (ctx_.shutting_down->load()) return ShuttingDown();
   ASSIGN_OR_RETURN(PartitionHandle handle,
@@ -155,24 +161,18 @@ absl::Status ProduceServiceImpl::DoProduce(const fjord::v1::ProduceRequest& req,
                                     r.timestamp_ms()));
     }
   }
-  if (acks == fjord::v1::ACKS_ALL && handle.info().isr_size() > 1) {
-    // TODO(replication): wait for the in-sync followers instead.
-    return MakeError(
-        absl::StatusCode::kUnavailable, ErrorInfo::NOT_ENOUGH_REPLICAS,
-        absl::StrCat("acks=all on partition ", req.topic(), "-", req.partition(),
-                     " needs its ", handle.info().isr_size(),
-                     " in-sync replicas to replicate the batch, and replication is not "
-                     "built yet: use acks=1, or a topic with replication factor 1"));
-  }
-  if (acks == fjord::v1::ACKS_ALL &&
-      handle.topic->info.partitions(handle.partition).isr_size() <
-          handle.config().min_insync_replicas) {
-    return MakeError(
-        absl::StatusCode::kUnavailable, ErrorInfo::NOT_ENOUGH_REPLICAS,
-        absl::StrCat("acks=all needs ", handle.config().min_insync_replicas,
-                     " in-sync replicas (min.insync.replicas) but partition ",
-                     req.topic(), "-", req.partition(), " has ",
-                     handle.topic->info.partitions(handle.partition).isr_size()));
+  if (acks == fjord::v1::ACKS_ALL) {
+    // Kafka checks the ISR before appending: too few in-sync replicas and the
+    // batch is refused, nothing appended.
+    const size_t isr = ctx_.replicas->Isr(handle).size();
+    if (static_cast<int64_t>(isr) < handle.config().min_insync_replicas) {
+      return MakeError(
+          absl::StatusCode::kUnavailable, ErrorInfo::NOT_ENOUGH_REPLICAS,
+          absl::StrCat("acks=all needs ", handle.config().min_insync_replicas,
+                       " in-sync replicas (min.insync.replicas) but partition ",
+                       req.topic(), "-", req.partition(), " has ", isr,
+                       "; nothing was appended"));
+    }
   }
   const int64_t now_ms = absl::ToUnixMillis(absl::Now());
   ASSIGN_OR_RETURN(std::string batch,
@@ -182,13 +182,19 @@ absl::Status ProduceServiceImpl::DoProduce(const fjord::v1::ProduceRequest& req,
                                         now_ms));
   response->set_append_time_ms(now_ms);
   if (acks == fjord::v1::ACKS_NONE) {
-    async_.Enqueue(handle.topic->logs[handle.partition], std::move(batch));
+    ReplicaManager* replicas = ctx_.replicas;
+    async_.Enqueue(handle.topic->logs[handle.partition], std::move(batch),
+                   [replicas, handle] { replicas->OnLeaderAppend(handle); });
     response->set_base_offset(-1);
     response->set_last_offset(-1);
     response->set_log_start_offset(handle.log().log_start_offset());
     return absl::OkStatus();
   }
   ASSIGN_OR_RETURN(storage::AppendResult result, handle.log().Append(std::move(batch)));
+  ctx_.replicas->OnLeaderAppend(handle);
+  if (acks == fjord::v1::ACKS_ALL) {
+    RETURN_IF_ERROR(ctx_.replicas->WaitForCommit(handle, result.last_offset, deadline));
+  }
   response->set_base_offset(result.base_offset);
   response->set_last_offset(result.last_offset);
   response->set_log_start_offset(handle.log().log_start_offset());

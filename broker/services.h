@@ -8,12 +8,14 @@
 #include <atomic>
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <string>
 #include <thread>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/synchronization/mutex.h"
 #include "broker/metadata_view.h"
+#include "broker/replica_manager.h"
 #include "fjord/v1/admin.grpc.pb.h"
 #include "fjord/v1/fetch.grpc.pb.h"
 #include "fjord/v1/metadata.grpc.pb.h"
@@ -42,6 +44,8 @@ struct ServiceContext {
   // Set when the broker starts shutting down; handlers then answer UNAVAILABLE and
   // fetch streams end.
   std::atomic<bool>* shutting_down = nullptr;
+  // High watermarks, ISRs and acks=all waits.
+  ReplicaManager* replicas = nullptr;
 };
 
 // Appends acks=0 batches off the request path. The queue is bounded: when it is
@@ -51,13 +55,16 @@ class AsyncAppender {
   explicit AsyncAppender(size_t capacity);
   // Drains the queue and stops the thread.
   ~AsyncAppender();
-  void Enqueue(std::shared_ptr<storage::PartitionLog> log, std::string batch);
+  // Appends `batch` later, then runs `on_appended` (on the appender's thread).
+  void Enqueue(std::shared_ptr<storage::PartitionLog> log, std::string batch,
+               std::function<void()> on_appended);
 
  private:
   void Run();
   struct Item {
     std::shared_ptr<storage::PartitionLog> log;
     std::string batch;
+    std::function<void()> on_appended;
   };
   const size_t capacity_;
   absl::Mutex mu_;
@@ -74,7 +81,7 @@ class ProduceServiceImpl final : public fjord::v1::ProduceService::Service {
                        fjord::v1::ProduceResponse* response) override;
 
  private:
-  absl::Status DoProduce(const fjord::v1::ProduceRequest& request,
+  absl::Status DoProduce(const fjord::v1::ProduceRequest& request, absl::Time deadline,
                          fjord::v1::ProduceResponse* response);
   ServiceContext ctx_;
   AsyncAppender async_;
