@@ -6,20 +6,14 @@
 // on the same directory, so each round also checks that appends continue from
 // the log end.
 //
-// The child is this same binary, re-executed (not just forked: RocksDB's
-// background threads do not survive fork) with --gtest_filter selecting
-// CrashChild.* and the data directory and pipe descriptor in environment
-// variables.
+// The child is this same binary, re-executed (crash_test_util.h) with
+// --gtest_filter selecting CrashChild.* and the data directory and pipe
+// descriptor in environment variables.
 //
 // FJORD_CRASH_TEST_SEED=<n> replays a run; the seed is printed on every run.
-#include <fcntl.h>
-#include <poll.h>
-#include <signal.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <atomic>
-#include <cerrno>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
@@ -28,15 +22,13 @@
 #include <random>
 #include <thread>
 
-#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "gtest/gtest.h"
+#include "storage/crash_test_util.h"
 #include "storage/log_store.h"
 #include "storage/record_batch.h"
-
-extern char** environ;
 
 namespace fjord::storage {
 namespace {
@@ -119,78 +111,15 @@ TEST(CrashChild, AppendUntilKilled) {
   for (auto& t : threads) t.join();  // never: the parent kills us
 }
 
-// Environment for the child: ours minus Bazel's test-result plumbing, plus the
-// child's parameters.
-std::vector<std::string> ChildEnvironment(const std::string& dir, int fd,
-                                          int round) {
-  std::vector<std::string> env;
-  for (char** e = environ; *e != nullptr; ++e) {
-    absl::string_view var(*e);
-    if (absl::StartsWith(var, "XML_OUTPUT_FILE=") ||
-        absl::StartsWith(var, "GTEST_") ||
-        absl::StartsWith(var, "TEST_PREMATURE_EXIT_FILE=") ||
-        absl::StartsWith(var, "TEST_SHARD") ||
-        absl::StartsWith(var, "TEST_TOTAL_SHARDS=")) {
-      continue;
-    }
-    env.emplace_back(var);
+// Decodes the whole Ack records read from the child.
+std::vector<Ack> Decode(const std::vector<std::string>& records) {
+  std::vector<Ack> acks;
+  for (const std::string& record : records) {
+    Ack ack;
+    std::memcpy(&ack, record.data(), sizeof(Ack));
+    acks.push_back(ack);
   }
-  env.push_back(absl::StrCat(kDirEnv, "=", dir));
-  env.push_back(absl::StrCat(kFdEnv, "=", fd));
-  env.push_back(absl::StrCat("FJORD_CRASH_TEST_ROUND=", round));
-  env.push_back("GLOG_minloglevel=1");
-  return env;
-}
-
-// Starts the child; returns its pid and the read end of its ack pipe.
-std::pair<pid_t, int> StartChild(const std::string& dir, int round) {
-  int fds[2];
-  if (pipe(fds) != 0) return {-1, -1};
-  const std::vector<std::string> env = ChildEnvironment(dir, fds[1], round);
-  std::vector<char*> envp;
-  for (const std::string& e : env) envp.push_back(const_cast<char*>(e.c_str()));
-  envp.push_back(nullptr);
-  std::string filter = "--gtest_filter=CrashChild.AppendUntilKilled";
-  std::string self = "/proc/self/exe";
-  char* argv[] = {self.data(), filter.data(), nullptr};
-  const pid_t pid = fork();
-  if (pid == 0) {
-    close(fds[0]);
-    execve(argv[0], argv, envp.data());
-    _exit(127);
-  }
-  close(fds[1]);
-  return {pid, fds[0]};
-}
-
-// Reads whole Acks from `fd` until `deadline` (or EOF when deadline is
-// infinite).
-void ReadAcks(int fd, absl::Time deadline, std::string* buffer,
-              std::vector<Ack>* acks) {
-  while (true) {
-    const absl::Duration left = deadline - absl::Now();
-    if (left <= absl::ZeroDuration()) return;
-    pollfd pfd{fd, POLLIN, 0};
-    const int timeout_ms =
-        deadline == absl::InfiniteFuture()
-            ? -1
-            : static_cast<int>(absl::ToInt64Milliseconds(left)) + 1;
-    const int ready = poll(&pfd, 1, timeout_ms);
-    if (ready < 0 && errno == EINTR) continue;
-    if (ready <= 0) return;
-    char chunk[4096];
-    const ssize_t n = read(fd, chunk, sizeof(chunk));
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return;  // EOF: every writer is gone
-    buffer->append(chunk, n);
-    size_t whole = buffer->size() / sizeof(Ack);
-    for (size_t i = 0; i < whole; ++i) {
-      Ack ack;
-      std::memcpy(&ack, buffer->data() + i * sizeof(Ack), sizeof(Ack));
-      acks->push_back(ack);
-    }
-    buffer->erase(0, whole * sizeof(Ack));
-  }
+  return acks;
 }
 
 TEST(CrashTest, AcknowledgedAppendsSurviveSigkill) {
@@ -213,24 +142,25 @@ TEST(CrashTest, AcknowledgedAppendsSurviveSigkill) {
   std::vector<int64_t> end_before(kPartitions, 0);
   size_t total_acks = 0;
   for (int round = 0; round < kRounds; ++round) {
-    auto [pid, fd] = StartChild(dir, round);
-    ASSERT_GT(pid, 0);
+    const testing::Child child =
+        testing::StartChild("CrashChild.AppendUntilKilled", kFdEnv,
+                            {absl::StrCat(kDirEnv, "=", dir),
+                             absl::StrCat("FJORD_CRASH_TEST_ROUND=", round)});
+    ASSERT_GT(child.pid, 0);
     // Let the child open the store (slower on a loaded machine) and append a
     // while.
     const absl::Duration run_for =
         absl::Milliseconds(300 + static_cast<int64_t>(rng() % 1200));
     std::string buffer;
-    std::vector<Ack> acks;
-    ReadAcks(fd, absl::Now() + run_for, &buffer, &acks);
-    ASSERT_EQ(kill(pid, SIGKILL), 0);
-    int wstatus = 0;
-    ASSERT_EQ(waitpid(pid, &wstatus, 0), pid);
-    ReadAcks(fd, absl::InfiniteFuture(), &buffer, &acks);  // drain to EOF
-    close(fd);
-    ASSERT_TRUE(WIFSIGNALED(wstatus) && WTERMSIG(wstatus) == SIGKILL)
-        << "child ended on its own (status " << wstatus << ") in round "
-        << round;
+    std::vector<std::string> records;
+    testing::ReadRecords(child.fd, sizeof(Ack), absl::Now() + run_for, &buffer,
+                         &records);
+    std::string error;
+    ASSERT_TRUE(
+        testing::KillAndDrain(child, sizeof(Ack), &buffer, &records, &error))
+        << error << " in round " << round;
     ASSERT_TRUE(buffer.empty()) << "torn ack record";
+    const std::vector<Ack> acks = Decode(records);
     std::cout << "round " << round << ": killed after " << run_for << ", "
               << acks.size() << " acknowledged appends" << std::endl;
     total_acks += acks.size();

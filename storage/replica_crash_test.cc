@@ -20,6 +20,8 @@
 //
 // FJORD_CRASH_TEST_SEED=<n> replays the parent's choices (kill times, and the
 // seed handed to the child); the seed is printed on every run.
+#include <unistd.h>
+
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
