@@ -128,6 +128,20 @@ absl::StatusOr<std::unique_ptr<Broker>> Broker::Start(const BrokerOptions& optio
   cluster.node_id = options.node_id;
   cluster.rack = options.rack;
   const bool embedded = options.controller_quorum_voters.empty();
+  // The incarnation id names this data directory: chosen when the directory is
+  // created, kept across restarts. A restart on the same disk may register again
+  // at once; a broker that comes back with an empty disk is a new incarnation
+  // and waits until its old session expired (KIP-903's point: it must not be
+  // taken for the replica it was).
+  {
+    ASSIGN_OR_RETURN(std::optional<std::string> incarnation,
+                     broker->store_->GetMeta("broker/incarnation"));
+    if (!incarnation.has_value()) {
+      incarnation = RandomHex();
+      RETURN_IF_ERROR(broker->store_->PutMeta("broker/incarnation", *incarnation));
+    }
+    cluster.incarnation_id = *incarnation;
+  }
   if (embedded) {
     // A single-node cluster: this process also runs the one controller voter, on
     // a loopback port of its own, and uses it exactly as a cluster broker would.
@@ -138,16 +152,6 @@ absl::StatusOr<std::unique_ptr<Broker>> Broker::Start(const BrokerOptions& optio
           " holds topics in the pre-controller single-node format, which this "
           "version no longer reads; move it away or delete it"));
     }
-    // The same incarnation across restarts of the same data directory, so the
-    // embedded controller lets the broker register again at once (a different
-    // incarnation would have to wait for the old session to expire).
-    ASSIGN_OR_RETURN(std::optional<std::string> incarnation,
-                     broker->store_->GetMeta("broker/incarnation"));
-    if (!incarnation.has_value()) {
-      incarnation = RandomHex();
-      RETURN_IF_ERROR(broker->store_->PutMeta("broker/incarnation", *incarnation));
-    }
-    cluster.incarnation_id = *incarnation;
     ASSIGN_OR_RETURN(int controller_port, FreeLoopbackPort());
     controller::ControllerNodeOptions c;
     c.node_id = options.node_id;
@@ -175,8 +179,9 @@ absl::StatusOr<std::unique_ptr<Broker>> Broker::Start(const BrokerOptions& optio
   Broker* b = broker.get();
   ASSIGN_OR_RETURN(broker->cluster_,
                    ClusterMetadata::Create(broker->store_.get(), cluster,
-                                           embedded ? std::function<void()>()
-                                                    : [b] { b->MarkReady(); }));
+                                           [b, embedded](bool fenced) {
+                                             b->OnFenceChange(fenced, embedded);
+                                           }));
   ctx.metadata = broker->cluster_.get();
   ReplicaManagerOptions replica_options;
   replica_options.replica_lag_time_max = options.replica_lag_time_max;
@@ -230,6 +235,21 @@ absl::StatusOr<std::unique_ptr<Broker>> Broker::Start(const BrokerOptions& optio
     broker->MarkReady();
   }
   return broker;
+}
+
+void Broker::OnFenceChange(bool fenced, bool embedded) {
+  absl::MutexLock lock(&ready_mu_);
+  if (!ready_) {
+    // A cluster broker is ready once first unfenced; a single-node one once its
+    // start-up topics exist too (Start marks it).
+    if (fenced || embedded) return;
+    ready_ = true;
+    LOG(INFO) << "broker " << options_.node_id << " is ready";
+  }
+  // A fenced broker leads nothing and serves nothing: tell health checks.
+  if (server_ != nullptr && !shutting_down_.load()) {
+    server_->GetHealthCheckService()->SetServingStatus(!fenced);
+  }
 }
 
 void Broker::MarkReady() {

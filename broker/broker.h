@@ -59,6 +59,8 @@ class Broker {
   absl::Status CreateStartupTopics(const std::string& spec);
   // Start-up is complete: health turns SERVING.
   void MarkReady();
+  // The controller fenced or unfenced this broker: health follows.
+  void OnFenceChange(bool fenced, bool embedded);
 
   BrokerOptions options_;
   std::unique_ptr<storage::LogStore> store_;

@@ -135,21 +135,22 @@ absl::Status ControllerClient::Call(
 // ClusterMetadata
 
 ClusterMetadata::ClusterMetadata(storage::LogStore* store, ClusterOptions options,
-                                 std::function<void()> on_ready)
+                                 std::function<void(bool)> on_fence_change)
     : store_(store),
       options_(std::move(options)),
       incarnation_id_(options_.incarnation_id.empty() ? RandomHex()
                                                       : options_.incarnation_id),
-      on_ready_(std::move(on_ready)),
+      on_fence_change_(std::move(on_fence_change)),
       client_(options_.voters) {}
 
 absl::StatusOr<std::unique_ptr<ClusterMetadata>> ClusterMetadata::Create(
-    storage::LogStore* store, ClusterOptions options, std::function<void()> on_ready) {
+    storage::LogStore* store, ClusterOptions options,
+    std::function<void(bool)> on_fence_change) {
   if (options.voters.empty()) {
     return absl::InvalidArgumentError("a cluster broker needs controller voters");
   }
   return std::unique_ptr<ClusterMetadata>(
-      new ClusterMetadata(store, std::move(options), std::move(on_ready)));
+      new ClusterMetadata(store, std::move(options), std::move(on_fence_change)));
 }
 
 void ClusterMetadata::Run(std::string advertised_host, int advertised_port) {
@@ -205,7 +206,7 @@ absl::Status ClusterMetadata::Register() {
       options_.rpc_timeout, options_.rpc_timeout);
   if (!status.ok()) return status;
   epoch_.store(response.broker_epoch());
-  fenced_.store(true);
+  SetFenced(true);
   fjord::v1::DescribeClusterResponse cluster;
   if (client_
           .Call(
@@ -221,6 +222,16 @@ absl::Status ClusterMetadata::Register() {
   LOG(INFO) << "registered as broker " << options_.node_id << " with epoch "
             << response.broker_epoch();
   return absl::OkStatus();
+}
+
+void ClusterMetadata::SetFenced(bool fenced) {
+  if (fenced_.exchange(fenced) == fenced) return;
+  if (fenced) {
+    LOG(WARNING) << "fenced by the controller";
+  } else {
+    LOG(INFO) << "unfenced by the controller";
+  }
+  if (on_fence_change_) on_fence_change_(fenced);
 }
 
 void ClusterMetadata::HeartbeatLoop() {
@@ -246,13 +257,7 @@ void ClusterMetadata::HeartbeatLoop() {
         },
         options_.rpc_timeout, options_.rpc_timeout);
     if (status.ok()) {
-      const bool was_fenced = fenced_.exchange(response.is_fenced());
-      if (was_fenced && !response.is_fenced()) {
-        LOG(INFO) << "unfenced by the controller";
-        if (!ready_fired_.exchange(true) && on_ready_) on_ready_();
-      } else if (!was_fenced && response.is_fenced()) {
-        LOG(WARNING) << "fenced by the controller";
-      }
+      SetFenced(response.is_fenced());
       if (response.should_shutdown()) may_shutdown_.store(true);
       if (response.heartbeat_interval_ms() > 0) {
         interval = absl::Milliseconds(response.heartbeat_interval_ms());
@@ -260,7 +265,7 @@ void ClusterMetadata::HeartbeatLoop() {
     } else if (status.code() == absl::StatusCode::kFailedPrecondition) {
       // Our epoch is stale (the controller forgot or replaced us): register anew.
       LOG(WARNING) << "heartbeat refused (" << status << "); registering again";
-      fenced_.store(true);
+      SetFenced(true);
       epoch_.store(-1);
       continue;
     } else {

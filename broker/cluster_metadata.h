@@ -44,8 +44,8 @@ struct ClusterOptions {
   // What clients are told to use.
   std::string advertised_host;
   int advertised_port = 0;
-  // Identifies this run of the broker to the controller; empty picks a random
-  // one (a new incarnation per start, as Kafka does).
+  // Identifies this broker's data directory to the controller; empty picks a
+  // random one.
   std::string incarnation_id;
   // Until the controller says otherwise.
   absl::Duration heartbeat_interval = absl::Milliseconds(500);
@@ -86,10 +86,11 @@ class ControllerClient {
 class ClusterMetadata final : public MetadataView {
  public:
   // Makes the metadata view; nothing runs until Run. `store` must outlive this.
-  // `on_ready` (may be empty) runs on a background thread when the broker first
-  // becomes unfenced.
+  // `on_fence_change` (may be empty) runs on the heartbeat thread whenever the
+  // controller fences or unfences this broker, with the new state.
   static absl::StatusOr<std::unique_ptr<ClusterMetadata>> Create(
-      storage::LogStore* store, ClusterOptions options, std::function<void()> on_ready);
+      storage::LogStore* store, ClusterOptions options,
+      std::function<void(bool fenced)> on_fence_change);
 
   // Starts registering (with this advertised endpoint, which overrides the
   // options') and following the metadata log; does not wait.
@@ -140,9 +141,11 @@ class ClusterMetadata final : public MetadataView {
 
  private:
   ClusterMetadata(storage::LogStore* store, ClusterOptions options,
-                  std::function<void()> on_ready);
+                  std::function<void(bool)> on_fence_change);
 
   void HeartbeatLoop();
+  // Records the fenced state and reports a change.
+  void SetFenced(bool fenced);
   void FollowLoop();
   absl::Status Register();
   // Applies one FetchMetadata response, then reconciles the store.
@@ -157,7 +160,7 @@ class ClusterMetadata final : public MetadataView {
   storage::LogStore* const store_;
   ClusterOptions options_;  // the advertised endpoint is set by Run
   const std::string incarnation_id_;
-  std::function<void()> on_ready_;
+  std::function<void(bool)> on_fence_change_;
   std::function<void(const TopicTable&, const std::map<int32_t, std::string>&,
                      const controller::MetadataImage&)>
       on_metadata_;
@@ -167,7 +170,6 @@ class ClusterMetadata final : public MetadataView {
   std::atomic<bool> fenced_{true};
   std::atomic<bool> want_shutdown_{false};
   std::atomic<bool> may_shutdown_{false};
-  std::atomic<bool> ready_fired_{false};
   std::atomic<bool> stopping_{false};
 
   mutable absl::Mutex mu_;

@@ -430,6 +430,48 @@ TEST_F(ReplicationTest, KillingEveryBrokerAtOnceLosesNoAcknowledgedRecord) {
   CheckNothingLost("durable", 2, counts);
 }
 
+TEST_F(ReplicationTest, RollingRestartWithControlledShutdownLosesNothing) {
+  CreateTopic("rolling", 3);
+  std::atomic<bool> stop{false};
+  Counts counts;
+  absl::Mutex mu;
+  auto producers = StartProducers("rolling", 3, &stop, &counts, &mu);
+  auto acked = [&] {
+    absl::MutexLock lock(&mu);
+    return counts.acked;
+  };
+  // The longest time between two acknowledgements, measured around each
+  // restart: how long producers stall (printed, not asserted: timings belong in
+  // benchmarks).
+  for (int id = 1; id <= 3; ++id) {
+    const int64_t before = acked();
+    const absl::Time wait_deadline = absl::Now() + absl::Seconds(30);
+    while (acked() < before + 100 && absl::Now() < wait_deadline) {
+      absl::SleepFor(absl::Milliseconds(5));
+    }
+    ASSERT_GE(acked(), before + 100) << "production stalled before restarting broker-" << id;
+    const std::string name = absl::StrCat("broker-", id);
+    // SIGTERM: the broker hands its leaderships to other in-sync replicas first.
+    ASSERT_TRUE(cluster_->Terminate(name).ok());
+    ASSERT_TRUE(cluster_->Restart(name).ok());
+    // Wait until it is back in every ISR before the next one goes.
+    const absl::Time isr_deadline = absl::Now() + absl::Seconds(30);
+    bool in_sync = false;
+    while (!in_sync && absl::Now() < isr_deadline) {
+      auto info = Describe("rolling");
+      in_sync = info.ok();
+      if (in_sync) {
+        for (const auto& p : info->partitions()) in_sync &= p.isr_size() == 3;
+      }
+      if (!in_sync) absl::SleepFor(absl::Milliseconds(50));
+    }
+    ASSERT_TRUE(in_sync) << name << " did not rejoin the ISRs";
+  }
+  stop.store(true);
+  for (auto& t : producers) t.join();
+  CheckNothingLost("rolling", 3, counts);
+}
+
 TEST_F(ReplicationTest, DivergedLeaderTruncatesToTheNewLeadersLogAndReplicasEndIdentical) {
   CreateTopic("diverge", 1);
   int64_t offset;
