@@ -354,6 +354,15 @@ void ReplicaManager::FetcherLoop(int32_t leader) {
       auto it = std::find_if(partitions.begin(), partitions.end(),
                              [&](const auto& p) { return p.first == key; });
       if (it == partitions.end()) continue;
+      // Apply the answer only if we still follow this leader in this epoch, and
+      // keep the lock while writing: a partition that became ours to lead
+      // meanwhile must never be truncated or appended to by the fetcher.
+      absl::MutexLock lock(&mu_);
+      auto current = followed_.find(key);
+      if (current == followed_.end() || current->second.leader != leader ||
+          current->second.leader_epoch != it->second.leader_epoch) {
+        continue;
+      }
       storage::PartitionLog& log = *it->second.log;
       if (data.error() != fiv1::ReplicaFetchPartitionData::NONE) {
         any_error = true;

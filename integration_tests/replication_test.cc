@@ -61,7 +61,14 @@ class ReplicationTest : public ::testing::Test {
   std::shared_ptr<grpc::Channel> ChannelTo(const std::string& address) {
     absl::MutexLock lock(&channels_mu_);
     auto& ch = channels_[address];
-    if (ch == nullptr) ch = grpc::CreateChannel(address, grpc::InsecureChannelCredentials());
+    if (ch == nullptr) {
+      // Brokers restart on the same port: reconnect quickly.
+      grpc::ChannelArguments args;
+      args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
+      args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 100);
+      args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 300);
+      ch = grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(), args);
+    }
     return ch;
   }
 
@@ -216,7 +223,13 @@ class ReplicationTest : public ::testing::Test {
   void CheckNothingLost(const std::string& topic, int partitions, const Counts& counts) {
     int64_t read = 0, lost = 0;
     for (int p = 0; p < partitions; ++p) {
+      // A leader may just be coming back: retry unavailable reads for a while.
       absl::StatusOr<std::vector<std::pair<int64_t, std::string>>> records = ReadAll(topic, p);
+      const absl::Time deadline = absl::Now() + absl::Seconds(20);
+      while (!records.ok() && absl::IsUnavailable(records.status()) && absl::Now() < deadline) {
+        absl::SleepFor(absl::Milliseconds(100));
+        records = ReadAll(topic, p);
+      }
       ASSERT_TRUE(records.ok()) << records.status();
       std::map<std::string, int64_t> offset_of;
       int64_t expected_offset = 0;
