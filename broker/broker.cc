@@ -8,11 +8,10 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "absl/random/random.h"
-#include "absl/strings/escaping.h"
 #include "broker/errors.h"
 #include "controller/raft/voters.h"
 #include "common/status_macros.h"
+#include "common/random_id.h"
 #include "glog/logging.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/health_check_service_interface.h"
@@ -38,13 +37,6 @@ absl::Status SplitHostPort(absl::string_view what, absl::string_view address,
 }
 
 constexpr int64_t kReceiveHeadroomBytes = 4 << 20;
-
-std::string RandomHex() {
-  absl::BitGen gen;
-  std::string bytes(16, '\0');
-  for (char& c : bytes) c = static_cast<char>(absl::Uniform<uint8_t>(gen));
-  return absl::BytesToHexString(bytes);
-}
 
 // A port on 127.0.0.1 that was free a moment ago.
 absl::StatusOr<int> FreeLoopbackPort() {
@@ -137,7 +129,7 @@ absl::StatusOr<std::unique_ptr<Broker>> Broker::Start(const BrokerOptions& optio
     ASSIGN_OR_RETURN(std::optional<std::string> incarnation,
                      broker->store_->GetMeta("broker/incarnation"));
     if (!incarnation.has_value()) {
-      incarnation = RandomHex();
+      incarnation = RandomHexId();
       RETURN_IF_ERROR(broker->store_->PutMeta("broker/incarnation", *incarnation));
     }
     cluster.incarnation_id = *incarnation;

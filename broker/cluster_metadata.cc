@@ -2,11 +2,10 @@
 
 #include <set>
 
-#include "absl/random/random.h"
-#include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "broker/errors.h"
+#include "common/random_id.h"
 #include "glog/logging.h"
 #include "google/rpc/status.pb.h"
 #include "grpcpp/create_channel.h"
@@ -25,10 +24,7 @@ absl::Status FromGrpc(const grpc::Status& s) {
   if (!s.error_details().empty() && details.ParseFromString(s.error_details())) {
     for (const auto& any : details.details()) {
       ErrorInfo info;
-      if (any.UnpackTo(&info)) {
-        status.SetPayload("type.googleapis.com/fjord.v1.ErrorInfo",
-                          absl::Cord(info.SerializeAsString()));
-      }
+      if (any.UnpackTo(&info)) status = WithErrorInfo(std::move(status), info);
     }
   }
   return status;
@@ -37,13 +33,6 @@ absl::Status FromGrpc(const grpc::Status& s) {
 bool Retriable(absl::StatusCode code) {
   return code == absl::StatusCode::kUnavailable ||
          code == absl::StatusCode::kDeadlineExceeded;
-}
-
-std::string RandomHex() {
-  absl::BitGen gen;
-  std::string bytes(16, '\0');
-  for (char& c : bytes) c = static_cast<char>(absl::Uniform<uint8_t>(gen));
-  return absl::BytesToHexString(bytes);
 }
 
 absl::Status NotLeader(const std::string& topic, int32_t partition, int32_t leader,
@@ -61,9 +50,7 @@ absl::Status NotLeader(const std::string& topic, int32_t partition, int32_t lead
   if (leader_info.has_value()) {
     info.set_leader_address(absl::StrCat(leader_info->host(), ":", leader_info->port()));
   }
-  status.SetPayload("type.googleapis.com/fjord.v1.ErrorInfo",
-                    absl::Cord(info.SerializeAsString()));
-  return status;
+  return WithErrorInfo(std::move(status), info);
 }
 
 }  // namespace
@@ -138,7 +125,7 @@ ClusterMetadata::ClusterMetadata(storage::LogStore* store, ClusterOptions option
                                  std::function<void(bool)> on_fence_change)
     : store_(store),
       options_(std::move(options)),
-      incarnation_id_(options_.incarnation_id.empty() ? RandomHex()
+      incarnation_id_(options_.incarnation_id.empty() ? RandomHexId()
                                                       : options_.incarnation_id),
       on_fence_change_(std::move(on_fence_change)),
       client_(options_.voters) {}

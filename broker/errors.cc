@@ -29,13 +29,16 @@ Reason DefaultReason(absl::StatusCode code) {
 
 }  // namespace
 
-absl::Status MakeError(absl::StatusCode code, Reason reason,
-                       std::string message) {
-  absl::Status status(code, message);
-  fjord::v1::ErrorInfo info;
-  info.set_reason(reason);
+absl::Status WithErrorInfo(absl::Status status, const fjord::v1::ErrorInfo& info) {
   status.SetPayload(kErrorInfoUrl, absl::Cord(info.SerializeAsString()));
   return status;
+}
+
+absl::Status MakeError(absl::StatusCode code, Reason reason,
+                       std::string message) {
+  fjord::v1::ErrorInfo info;
+  info.set_reason(reason);
+  return WithErrorInfo(absl::Status(code, message), info);
 }
 
 absl::Status WithPrefix(const absl::Status& status, absl::string_view prefix) {

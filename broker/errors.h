@@ -26,6 +26,9 @@ absl::Status MakeError(absl::StatusCode code, Reason reason,
 // `status` with `prefix` put before its message, keeping its code and payloads.
 absl::Status WithPrefix(const absl::Status& status, absl::string_view prefix);
 
+// `status` with `info` attached as its ErrorInfo payload.
+absl::Status WithErrorInfo(absl::Status status, const fjord::v1::ErrorInfo& info);
+
 // The ErrorInfo attached to `status`, or one derived from its code.
 fjord::v1::ErrorInfo ErrorInfoOf(const absl::Status& status);
 

@@ -2,11 +2,10 @@
 
 #include <algorithm>
 
-#include "absl/random/random.h"
-#include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "broker/errors.h"
+#include "common/random_id.h"
 #include "glog/logging.h"
 
 namespace fjord::controller {
@@ -16,13 +15,6 @@ namespace fiv1 = fjord::internal::v1;
 using fjord::broker::MakeError;
 using fjord::broker::ToGrpcStatus;
 using fjord::v1::ErrorInfo;
-
-std::string RandomTopicId() {
-  absl::BitGen gen;
-  std::string bytes(16, '\0');
-  for (char& c : bytes) c = static_cast<char>(absl::Uniform<uint8_t>(gen));
-  return absl::BytesToHexString(bytes);
-}
 
 }  // namespace
 
@@ -293,9 +285,7 @@ absl::Status ControllerServer::NotLeader() const {
   if (auto it = options_.voters.find(leader); it != options_.voters.end()) {
     info.set_leader_address(it->second);
   }
-  status.SetPayload("type.googleapis.com/fjord.v1.ErrorInfo",
-                    absl::Cord(info.SerializeAsString()));
-  return status;
+  return broker::WithErrorInfo(std::move(status), info);
 }
 
 absl::Status ControllerServer::CheckActiveLocked() {
@@ -421,7 +411,7 @@ absl::StatusOr<std::vector<fjord::v1::TopicInfo>> ControllerServer::CreateTopics
   if (absl::Status s = CheckActiveLocked(); !s.ok()) return s;
   absl::StatusOr<RecordBatch> records;
   state_->WithImage([&](const MetadataImage&, int64_t) {
-    records = logic_.CreateTopics(requests, RandomTopicId);
+    records = logic_.CreateTopics(requests, RandomHexId);
   });
   if (!records.ok()) return records.status();
   std::vector<std::string> ids;
@@ -494,7 +484,7 @@ void ControllerServer::ActivateIfLeader() {
   });
   if (!named) {
     fiv1::MetadataBatch batch;
-    batch.add_records()->mutable_cluster_id()->set_cluster_id(RandomTopicId());
+    batch.add_records()->mutable_cluster_id()->set_cluster_id(RandomHexId());
     if (!consensus_->Propose(batch.SerializeAsString(),
                              absl::Now() + options_.propose_timeout)
              .ok()) {
