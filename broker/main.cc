@@ -54,7 +54,7 @@ int main(int argc, char** argv) {
   };
   if (!parsed.ok()) return fail(parsed.message());
   options.controller_quorum_voters = voters;
-  if (node_id < 0 || node_id > INT32_MAX) return fail("--node-id out of range");
+  if (node_id < 1 || node_id > INT32_MAX) return fail("--node-id must be from 1 to 2147483647");
   options.node_id = static_cast<int32_t>(node_id);
   absl::StatusOr<fjord::storage::FsyncPolicy> policy =
       fjord::storage::ParseFsyncPolicy(fsync);

@@ -1,7 +1,7 @@
 // MetadataView: what the broker's request handlers need to know about the
-// cluster, whoever keeps it. A single-node broker keeps its own metadata
-// (LocalMetadata); a broker in a cluster follows the controller quorum's metadata
-// log (ClusterMetadata) and forwards topic changes to the active controller.
+// cluster. ClusterMetadata implements it by following the controller quorum's
+// metadata log (a single-node broker follows its own embedded controller); tests
+// may implement it otherwise.
 #ifndef FJORD_BROKER_METADATA_VIEW_H_
 #define FJORD_BROKER_METADATA_VIEW_H_
 

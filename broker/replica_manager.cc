@@ -135,7 +135,11 @@ void ReplicaManager::OnMetadata(
 
 void ReplicaManager::AdvanceHighWatermarkLocked(Led& led) {
   int64_t hw = led.log->log_end_offset();
-  for (int32_t member : led.isr) {
+  std::vector<int32_t> maximal = led.isr;
+  for (int32_t m : led.pending_isr) {
+    if (!Contains(maximal, m)) maximal.push_back(m);
+  }
+  for (int32_t member : maximal) {
     if (member == node_id_) continue;
     auto it = led.followers.find(member);
     if (it == led.followers.end() || it->second.leo < 0) return;  // unknown yet
@@ -166,9 +170,9 @@ absl::Status ReplicaManager::WaitForCommit(const PartitionHandle& partition,
   absl::MutexLock lock(&mu_);
   auto it = led_.find(key);
   if (it == led_.end()) {
-    return MakeError(absl::StatusCode::kUnavailable, ErrorInfo::NOT_LEADER,
-                     "lost leadership before the batch was replicated; it may or may "
-                     "not be committed");
+    return MakeError(absl::StatusCode::kUnavailable, ErrorInfo::OUTCOME_UNKNOWN,
+                     "lost leadership after appending, before the batch was replicated; "
+                     "it may or may not be committed");
   }
   const int32_t epoch = it->second.leader_epoch;
   storage::PartitionLog* log = it->second.log.get();
@@ -181,9 +185,9 @@ absl::Status ReplicaManager::WaitForCommit(const PartitionHandle& partition,
   if (log->high_watermark() > last_offset) return absl::OkStatus();
   auto l = led_.find(key);
   if (stopping_.load() || l == led_.end() || l->second.leader_epoch != epoch) {
-    return MakeError(absl::StatusCode::kUnavailable, ErrorInfo::NOT_LEADER,
-                     "lost leadership before the batch was replicated to every in-sync "
-                     "replica; it may or may not be committed");
+    return MakeError(absl::StatusCode::kUnavailable, ErrorInfo::OUTCOME_UNKNOWN,
+                     "lost leadership after appending, before the batch was replicated to "
+                     "every in-sync replica; it may or may not be committed");
   }
   return absl::DeadlineExceededError(
       "indeterminate: the batch is on the leader but not yet on every in-sync replica");
@@ -439,6 +443,7 @@ void ReplicaManager::IsrLoop() {
         }
         if (ordered != led.isr && !ordered.empty()) {
           led.alter_in_flight = true;
+          led.pending_isr = ordered;
           changes.emplace_back(key, std::move(ordered));
         }
       }
@@ -476,6 +481,7 @@ void ReplicaManager::ProposeIsr(const Key& key, std::vector<int32_t> new_isr) {
   if (it == led_.end()) return;
   Led& led = it->second;
   led.alter_in_flight = false;
+  led.pending_isr.clear();
   if (!response.ok()) {
     LOG(WARNING) << "AlterPartition for " << Name(key) << ": " << response.status();
     return;

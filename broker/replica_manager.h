@@ -113,6 +113,12 @@ class ReplicaManager {
     std::vector<int32_t> isr;
     std::map<int32_t, Follower> followers;
     bool alter_in_flight = false;
+    // While an AlterPartition is in flight, the ISR it proposes. The high
+    // watermark counts the union of isr and pending_isr (Kafka's "maximal ISR",
+    // KIP-497): the controller may already count a member being added, and may
+    // not yet have dropped one being removed, so both must have a record before
+    // it is committed.
+    std::vector<int32_t> pending_isr;
   };
   struct Followed {
     std::shared_ptr<storage::PartitionLog> log;

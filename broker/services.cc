@@ -231,13 +231,16 @@ absl::Status FetchServiceImpl::DoFetch(
   storage::PartitionLog& log = handle.log();
   int64_t next = req.offset();
   {
+    // Offsets between the high watermark and the log end are valid: they are
+    // not committed yet (or a new leader has not yet learned that they are), so
+    // the stream waits for them, as Kafka answers such fetches with no records.
     const int64_t start = log.log_start_offset();
-    const int64_t hw = handle.high_watermark();
-    if (next < start || next > hw) {
+    const int64_t end = log.log_end_offset();
+    if (next < start || next > end) {
       return MakeError(absl::StatusCode::kOutOfRange, ErrorInfo::OFFSET_OUT_OF_RANGE,
                        absl::StrCat("offset ", next, " is outside partition ",
                                     req.topic(), "-", req.partition(),
-                                    ": valid offsets are ", start, " to ", hw,
+                                    ": valid offsets are ", start, " to ", end,
                                     " (the next offset to be written)"));
     }
   }
