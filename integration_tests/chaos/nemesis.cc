@@ -1,0 +1,362 @@
+#include "integration_tests/chaos/nemesis.h"
+
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+#include "fjord/internal/v1/controller.grpc.pb.h"
+#include "fjord/v1/record.pb.h"
+#include "google/rpc/status.pb.h"
+#include "grpcpp/client_context.h"
+
+namespace fjord::testing::chaos {
+namespace {
+
+// SplitMix64: small, fast, and the same sequence everywhere, unlike the
+// implementation-defined std:: distributions.
+class SeededRandom {
+ public:
+  explicit SeededRandom(uint64_t seed) : state_(seed) {}
+  uint64_t Next() {
+    uint64_t z = (state_ += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+  }
+  // Uniform in [0, n) (the modulo bias is irrelevant for n this small).
+  uint64_t Below(uint64_t n) { return Next() % n; }
+  // Uniform in [lo, hi], in milliseconds.
+  absl::Duration Between(absl::Duration lo, absl::Duration hi) {
+    const int64_t lo_ms = absl::ToInt64Milliseconds(lo);
+    const int64_t hi_ms = absl::ToInt64Milliseconds(hi);
+    return absl::Milliseconds(lo_ms +
+                              static_cast<int64_t>(Below(hi_ms - lo_ms + 1)));
+  }
+
+ private:
+  uint64_t state_;
+};
+
+std::string Seconds(absl::Duration d) {
+  return absl::StrFormat("%.1fs", absl::ToDoubleSeconds(d));
+}
+
+int RestartsOf(FaultKind kind, int brokers) {
+  switch (kind) {
+    case FaultKind::kPauseLeader:
+    case FaultKind::kPauseController:
+      return 0;
+    case FaultKind::kKillAllBrokers:
+      return brokers;
+    default:
+      return 1;
+  }
+}
+
+}  // namespace
+
+const std::vector<FaultKind>& AllFaultKinds() {
+  static const auto* kinds = new std::vector<FaultKind>{
+      FaultKind::kKillBroker,      FaultKind::kKillLeader,
+      FaultKind::kKillController,  FaultKind::kPauseLeader,
+      FaultKind::kPauseController, FaultKind::kTerminateBroker,
+      FaultKind::kKillAllBrokers,
+  };
+  return *kinds;
+}
+
+const char* FaultKindName(FaultKind kind) {
+  switch (kind) {
+    case FaultKind::kKillBroker:
+      return "kill-broker";
+    case FaultKind::kKillLeader:
+      return "kill-leader";
+    case FaultKind::kKillController:
+      return "kill-controller";
+    case FaultKind::kPauseLeader:
+      return "pause-leader";
+    case FaultKind::kPauseController:
+      return "pause-controller";
+    case FaultKind::kTerminateBroker:
+      return "terminate-broker";
+    case FaultKind::kKillAllBrokers:
+      return "kill-all-brokers";
+  }
+  return "?";
+}
+
+std::string ScheduledFault::ToString(const std::string& topic) const {
+  std::string target;
+  switch (kind) {
+    case FaultKind::kKillBroker:
+    case FaultKind::kTerminateBroker:
+      target = absl::StrCat("broker-", broker);
+      break;
+    case FaultKind::kKillLeader:
+    case FaultKind::kPauseLeader:
+      target = absl::StrCat("leader(", topic, "/", partition, ")");
+      break;
+    case FaultKind::kKillController:
+    case FaultKind::kPauseController:
+      target = "active-controller";
+      break;
+    case FaultKind::kKillAllBrokers:
+      target = "all-brokers";
+      break;
+  }
+  return absl::StrCat("t=+", Seconds(at), " #", index, " ", FaultKindName(kind),
+                      " target=", target, " hold=", Seconds(hold),
+                      " gap=", Seconds(gap));
+}
+
+std::vector<ScheduledFault> MakeSchedule(uint64_t seed,
+                                         const ScheduleOptions& options) {
+  SeededRandom random(seed);
+  std::vector<FaultKind> kinds;
+  for (int i = 0; i < options.faults_per_kind; ++i) {
+    for (FaultKind kind : AllFaultKinds()) kinds.push_back(kind);
+  }
+  // Fisher-Yates.
+  for (size_t i = kinds.size(); i > 1; --i) {
+    std::swap(kinds[i - 1], kinds[random.Below(i)]);
+  }
+  std::vector<ScheduledFault> schedule;
+  absl::Duration at = absl::Seconds(2);  // let the workload warm up
+  for (size_t i = 0; i < kinds.size(); ++i) {
+    ScheduledFault f;
+    f.index = static_cast<int>(i);
+    f.at = at;
+    f.kind = kinds[i];
+    f.broker = 1 + static_cast<int>(random.Below(options.brokers));
+    f.partition = static_cast<int>(random.Below(options.partitions));
+    switch (f.kind) {
+      case FaultKind::kPauseLeader:
+        f.hold = random.Between(options.session_timeout * 1.2,
+                                options.session_timeout * 1.7);
+        break;
+      case FaultKind::kPauseController:
+        f.hold = random.Between(options.max_election_timeout * 1.2,
+                                options.max_election_timeout * 1.7);
+        break;
+      default:
+        f.hold = random.Between(absl::Milliseconds(500), absl::Seconds(2));
+    }
+    f.gap = random.Between(absl::Milliseconds(1500), absl::Seconds(3));
+    at += f.hold +
+          options.planned_restart * RestartsOf(f.kind, options.brokers) + f.gap;
+    schedule.push_back(f);
+  }
+  return schedule;
+}
+
+std::string FormatSchedule(const std::vector<ScheduledFault>& schedule,
+                           const std::string& topic) {
+  std::string out;
+  for (const ScheduledFault& f : schedule) {
+    absl::StrAppend(&out, f.ToString(topic), "\n");
+  }
+  return out;
+}
+
+Nemesis::Nemesis(Cluster* cluster, ChaosClient* client, History* history,
+                 std::string topic, std::ostream* log)
+    : cluster_(cluster),
+      client_(client),
+      history_(history),
+      topic_(std::move(topic)),
+      log_(log),
+      start_(absl::Now()) {}
+
+double Nemesis::Since(absl::Time t) const {
+  return absl::ToDoubleSeconds(t - start_);
+}
+
+absl::StatusOr<std::string> Nemesis::ActiveController(absl::Duration timeout) {
+  const absl::Time deadline = absl::Now() + timeout;
+  std::string last = "no controller answered";
+  while (absl::Now() < deadline) {
+    for (int id = 1; id <= cluster_->controllers(); ++id) {
+      const std::string name = absl::StrCat("controller-", id);
+      if (cluster_->State(name) != NodeState::kRunning) continue;
+      auto stub = fjord::internal::v1::ControllerService::NewStub(
+          MakeChaosChannel(cluster_->Find(name)->address()));
+      grpc::ClientContext ctx;
+      ctx.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(1)));
+      fjord::internal::v1::DescribeQuorumRequest req;
+      fjord::internal::v1::DescribeQuorumResponse resp;
+      grpc::Status s = stub->DescribeQuorum(&ctx, req, &resp);
+      int leader = s.ok() ? resp.leader_id() : 0;
+      if (!s.ok() && !s.error_details().empty()) {
+        google::rpc::Status details;
+        if (details.ParseFromString(s.error_details())) {
+          for (const auto& any : details.details()) {
+            fjord::v1::ErrorInfo info;
+            if (any.UnpackTo(&info)) leader = info.leader_id();
+          }
+        }
+      }
+      if (leader > 0 && leader <= cluster_->controllers()) {
+        return absl::StrCat("controller-", leader);
+      }
+      last = absl::StrCat(name, ": ", s.error_code(), " ", s.error_message());
+    }
+    absl::SleepFor(absl::Milliseconds(200));
+  }
+  return absl::UnavailableError(absl::StrCat("no active controller: ", last));
+}
+
+absl::StatusOr<std::string> Nemesis::LeaderOf(int partition,
+                                              absl::Duration timeout) {
+  const absl::Time deadline = absl::Now() + timeout;
+  std::string last;
+  while (absl::Now() < deadline) {
+    absl::StatusOr<fjord::v1::TopicInfo> info = client_->Describe(topic_);
+    if (info.ok() && partition < info->partitions_size() &&
+        info->partitions(partition).leader_id() > 0) {
+      return absl::StrCat("broker-", info->partitions(partition).leader_id());
+    }
+    last = info.ok() ? "no leader" : std::string(info.status().message());
+    absl::SleepFor(absl::Milliseconds(200));
+  }
+  return absl::UnavailableError(
+      absl::StrCat("no leader for ", topic_, "/", partition, ": ", last));
+}
+
+void Nemesis::RestartNode(const std::string& node, std::string* note) {
+  absl::Status s = cluster_->Restart(node);
+  if (!s.ok()) {
+    absl::StrAppend(note, "restart ", node, ": ", s.message(), "; ");
+    s = cluster_->Restart(node);
+    if (!s.ok()) absl::StrAppend(note, "second restart: ", s.message(), "; ");
+  }
+}
+
+void Nemesis::Execute(const ScheduledFault& fault, FaultRecord* record) {
+  record->index = fault.index;
+  record->kind = FaultKindName(fault.kind);
+  std::string& note = record->note;
+  auto check = [&](const std::string& what, const absl::Status& s) {
+    if (!s.ok()) absl::StrAppend(&note, what, ": ", s.message(), "; ");
+    return s.ok();
+  };
+  std::vector<std::string> targets;
+  switch (fault.kind) {
+    case FaultKind::kKillBroker:
+    case FaultKind::kTerminateBroker:
+      targets.push_back(absl::StrCat("broker-", fault.broker));
+      break;
+    case FaultKind::kKillLeader:
+    case FaultKind::kPauseLeader: {
+      absl::StatusOr<std::string> leader =
+          LeaderOf(fault.partition, absl::Seconds(10));
+      if (check("find leader", leader.status())) targets.push_back(*leader);
+      break;
+    }
+    case FaultKind::kKillController:
+    case FaultKind::kPauseController: {
+      absl::StatusOr<std::string> active = ActiveController(absl::Seconds(10));
+      if (check("find active controller", active.status())) {
+        targets.push_back(*active);
+      }
+      break;
+    }
+    case FaultKind::kKillAllBrokers:
+      for (int id = 1; id <= cluster_->brokers(); ++id) {
+        targets.push_back(absl::StrCat("broker-", id));
+      }
+      break;
+  }
+  record->target = absl::StrJoin(targets, ",");
+  record->started = absl::Now();
+  record->healed = absl::InfiniteFuture();
+  if (targets.empty()) return;
+  const bool pause = fault.kind == FaultKind::kPauseLeader ||
+                     fault.kind == FaultKind::kPauseController;
+  for (const std::string& node : targets) {
+    if (pause) {
+      check(absl::StrCat("pause ", node), cluster_->Pause(node));
+    } else if (fault.kind == FaultKind::kTerminateBroker) {
+      check(absl::StrCat("terminate ", node),
+            cluster_->Terminate(node, absl::Seconds(15)));
+    } else {
+      check(absl::StrCat("kill ", node), cluster_->Kill(node));
+    }
+  }
+  *log_ << absl::StrFormat("nemesis %6.1fs #%d %s %s: injected\n",
+                           Since(record->started), fault.index, record->kind,
+                           record->target)
+        << std::flush;
+  absl::SleepFor(fault.hold);
+  const size_t notes_before = note.size();
+  for (const std::string& node : targets) {
+    if (pause) {
+      check(absl::StrCat("resume ", node), cluster_->Resume(node));
+    } else {
+      RestartNode(node, &note);
+    }
+  }
+  // The heal is done once every target is running (and, restarted, SERVING).
+  bool healed = note.size() == notes_before;
+  for (const std::string& node : targets) {
+    healed &= cluster_->State(node) == NodeState::kRunning;
+  }
+  if (healed) record->healed = absl::Now();
+  *log_ << absl::StrFormat("nemesis %6.1fs #%d %s %s: healed%s%s\n",
+                           Since(absl::Now()), fault.index, record->kind,
+                           record->target, healed ? "" : " (INCOMPLETE)",
+                           note.empty() ? "" : absl::StrCat(" notes: ", note))
+        << std::flush;
+}
+
+int Nemesis::Run(const std::vector<ScheduledFault>& schedule,
+                 const std::atomic<bool>& stop, absl::Time deadline) {
+  start_ = absl::Now();
+  absl::Time ready = start_;  // earliest start of the next fault
+  int executed = 0;
+  for (const ScheduledFault& fault : schedule) {
+    const absl::Time at = std::max(start_ + fault.at, ready);
+    while (absl::Now() < at && !stop.load() && absl::Now() < deadline) {
+      absl::SleepFor(std::min(absl::Milliseconds(100), at - absl::Now()));
+    }
+    if (stop.load() || absl::Now() >= deadline) {
+      *log_ << "nemesis: out of time, skipping #" << fault.index
+            << " and later\n";
+      break;
+    }
+    FaultRecord record;
+    Execute(fault, &record);
+    ready = absl::Now() + fault.gap;
+    history_->AddFault(std::move(record));
+    ++executed;
+  }
+  return executed;
+}
+
+absl::Status Nemesis::HealAll(absl::Duration timeout) {
+  const absl::Time deadline = absl::Now() + timeout;
+  std::string note;
+  for (const NodeInfo& node : cluster_->nodes()) {
+    switch (cluster_->State(node.name)) {
+      case NodeState::kPaused:
+        if (absl::Status s = cluster_->Resume(node.name); !s.ok()) {
+          absl::StrAppend(&note, "resume ", node.name, ": ", s.message(), "; ");
+        }
+        break;
+      case NodeState::kExited:
+        RestartNode(node.name, &note);
+        break;
+      case NodeState::kRunning:
+        break;
+    }
+  }
+  for (const NodeInfo& node : cluster_->nodes()) {
+    absl::Status s = cluster_->WaitServing(
+        node.name, std::max(deadline - absl::Now(), absl::Seconds(1)));
+    if (!s.ok()) absl::StrAppend(&note, node.name, ": ", s.message(), "; ");
+  }
+  if (!note.empty()) return absl::UnavailableError(note);
+  return absl::OkStatus();
+}
+
+}  // namespace fjord::testing::chaos

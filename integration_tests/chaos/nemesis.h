@@ -1,0 +1,146 @@
+// The nemesis of a chaos run: a seeded schedule of process faults, each with
+// its heal, executed one at a time against a Cluster.
+//
+// Fault kinds (the first slice of issue 6: process faults only; network
+// partitions, clock and disk faults come later, see docs/RELIABILITY.md):
+//
+//   kill-broker        SIGKILL a broker chosen by the seed; restart it after
+//                      `hold`.
+//   kill-leader        SIGKILL the current leader of a partition chosen by the
+//                      seed (resolved through MetadataService when the fault
+//                      starts); restart it after `hold`.
+//   kill-controller    SIGKILL the active controller (resolved through
+//                      ControllerService.DescribeQuorum); restart after `hold`.
+//   pause-leader       SIGSTOP the leader of a partition for `hold`, longer
+//                      than the session timeout (so it is fenced and loses its
+//                      leaderships while stopped); SIGCONT.
+//   pause-controller   SIGSTOP the active controller for `hold`, longer than
+//                      the largest election timeout; SIGCONT.
+//   terminate-broker   SIGTERM a broker chosen by the seed (controlled
+//                      shutdown), restart it after `hold`.
+//   kill-all-brokers   SIGKILL every broker at once; restart them all after
+//                      `hold`.
+//
+// The schedule (order, planned start offsets, kinds, seed-chosen targets,
+// holds and gaps) is a function of the seed alone: MakeSchedule with the same
+// seed and options returns the same schedule on any machine (it uses its own
+// SplitMix64 generator, not std:: distributions). What a "leader" or "active
+// controller" target resolves to depends on the run and is printed in the
+// timeline. A fault starts at its planned offset, or `gap` after the previous
+// heal finished when that is later (restarts take as long as they take).
+//
+// A fault's heal time (FaultRecord::healed) is when its heal finished: the
+// restarted node(s) answer health SERVING (for a broker: registered and
+// unfenced), or, for a pause, the node is running again after SIGCONT.
+#ifndef FJORD_INTEGRATION_TESTS_CHAOS_NEMESIS_H_
+#define FJORD_INTEGRATION_TESTS_CHAOS_NEMESIS_H_
+
+#include <atomic>
+#include <cstdint>
+#include <map>
+#include <ostream>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "integration_tests/chaos/history.h"
+#include "integration_tests/chaos/workload.h"
+#include "integration_tests/cluster.h"
+
+namespace fjord::testing::chaos {
+
+enum class FaultKind {
+  kKillBroker,
+  kKillLeader,
+  kKillController,
+  kPauseLeader,
+  kPauseController,
+  kTerminateBroker,
+  kKillAllBrokers,
+};
+
+// Every kind, in declaration order.
+const std::vector<FaultKind>& AllFaultKinds();
+// "kill-broker", "kill-leader", ...
+const char* FaultKindName(FaultKind kind);
+
+struct ScheduledFault {
+  int index = 0;
+  absl::Duration at;  // planned start, from the nemesis start
+  FaultKind kind = FaultKind::kKillBroker;
+  int broker = 0;       // kill-broker, terminate-broker: broker id
+  int partition = 0;    // kill-leader, pause-leader: partition of the topic
+  absl::Duration hold;  // down or paused this long before the heal
+  absl::Duration gap;   // at least this long after the heal before the next
+
+  // "t=+12.5s #3 kill-leader target=leader(chaos/1) hold=1.2s gap=2.0s".
+  std::string ToString(const std::string& topic) const;
+};
+
+struct ScheduleOptions {
+  int faults_per_kind = 2;
+  int brokers = 3;
+  int partitions = 3;
+  absl::Duration session_timeout = absl::Seconds(3);
+  // The largest Raft election timeout (randomised in [min, 2 * min]).
+  absl::Duration max_election_timeout = absl::Seconds(2);
+  // Heals are assumed to take this long per restarted node when planning
+  // start offsets (the real time is whatever it is).
+  absl::Duration planned_restart = absl::Seconds(1);
+};
+
+// Every kind `faults_per_kind` times in a seeded order, with seeded targets,
+// holds (kills 0.5-2 s; pauses 1.2-1.7x the session timeout or the largest
+// election timeout) and gaps (1.5-3 s).
+std::vector<ScheduledFault> MakeSchedule(uint64_t seed,
+                                         const ScheduleOptions& options);
+
+// The schedule, one ToString line per fault.
+std::string FormatSchedule(const std::vector<ScheduledFault>& schedule,
+                           const std::string& topic);
+
+class Nemesis {
+ public:
+  // `cluster` is used only from the thread running Run / HealAll (a Cluster is
+  // not thread-safe); `client` and `history` are thread-safe. `topic` names the
+  // partitions of leader targets. Timeline lines go to `log`.
+  Nemesis(Cluster* cluster, ChaosClient* client, History* history,
+          std::string topic, std::ostream* log);
+
+  // Executes `schedule` in order, each fault with its heal, recording each in
+  // the history. Stops starting faults once `stop` is set or `deadline` has
+  // passed (a fault under way is always healed). Returns the number of faults
+  // executed.
+  int Run(const std::vector<ScheduledFault>& schedule,
+          const std::atomic<bool>& stop, absl::Time deadline);
+
+  // Resumes every paused node and restarts every exited one, then waits until
+  // every node is SERVING (at most `timeout`).
+  absl::Status HealAll(absl::Duration timeout);
+
+  // The active controller's node name ("controller-2"), asking each running
+  // controller's DescribeQuorum in turn for up to `timeout`.
+  absl::StatusOr<std::string> ActiveController(absl::Duration timeout);
+  // The leader of `partition` of the topic ("broker-3"), for up to `timeout`.
+  absl::StatusOr<std::string> LeaderOf(int partition, absl::Duration timeout);
+
+ private:
+  // Injects and heals one fault; fills `record`.
+  void Execute(const ScheduledFault& fault, FaultRecord* record);
+  // Restarts `node`, retrying once; notes errors.
+  void RestartNode(const std::string& node, std::string* note);
+  double Since(absl::Time t) const;
+
+  Cluster* cluster_;
+  ChaosClient* client_;
+  History* history_;
+  std::string topic_;
+  std::ostream* log_;
+  absl::Time start_;
+};
+
+}  // namespace fjord::testing::chaos
+
+#endif  // FJORD_INTEGRATION_TESTS_CHAOS_NEMESIS_H_
