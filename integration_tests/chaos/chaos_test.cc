@@ -12,6 +12,7 @@
 // FJORD_CHAOS_SEED=S reproduces a run's schedule. See docs/RELIABILITY.md.
 #include <atomic>
 #include <cstdlib>
+#include <fstream>
 #include <iostream>
 #include <map>
 #include <memory>
@@ -75,6 +76,81 @@ bool WaitForLeaders(ChaosClient& client, const std::vector<std::string>& topics,
   return false;
 }
 
+struct FinalRead {
+  std::vector<ReadRecord> records;
+  int leader = 0;
+  int64_t first_end = 0;  // where the first read ended
+  int first_leader = 0;
+};
+
+// Reads a partition from offset 0 (retrying unavailable reads for 30 s), then
+// again every second until two reads in a row end at the same offset (at most
+// 10 s more).
+absl::StatusOr<FinalRead> ReadUntilStable(ChaosClient& client,
+                                          const std::string& topic, int p) {
+  auto read_once = [&](int* leader) {
+    absl::StatusOr<std::vector<ReadRecord>> records =
+        absl::UnavailableError("not read");
+    const absl::Time deadline = absl::Now() + absl::Seconds(30);
+    while (absl::Now() < deadline) {
+      client.ForgetAll();
+      records = client.Read(topic, p, 0, absl::Seconds(20), leader);
+      if (records.ok()) break;
+      absl::SleepFor(absl::Milliseconds(200));
+    }
+    return records;
+  };
+  FinalRead out;
+  absl::StatusOr<std::vector<ReadRecord>> records = read_once(&out.leader);
+  if (!records.ok()) return records.status();
+  out.records = *std::move(records);
+  out.first_end = static_cast<int64_t>(out.records.size());
+  out.first_leader = out.leader;
+  for (int i = 0; i < 10; ++i) {
+    absl::SleepFor(absl::Seconds(1));
+    int leader = 0;
+    records = read_once(&leader);
+    if (!records.ok()) return records.status();
+    const bool stable = records->size() == out.records.size();
+    out.records = *std::move(records);
+    out.leader = leader;
+    if (stable) break;
+  }
+  return out;
+}
+
+std::string Clock(absl::Time t) {
+  return absl::FormatTime("%H:%M:%E3S", t, absl::UTCTimeZone());
+}
+
+// On failure: the history, one op per line, next to the test's outputs.
+void DumpHistory(const History& history, uint64_t seed) {
+  const char* dir = std::getenv("TEST_UNDECLARED_OUTPUTS_DIR");
+  const std::string path = absl::StrCat(dir != nullptr ? dir : "/tmp",
+                                        "/chaos-", seed, "-history.txt");
+  std::ofstream out(path);
+  for (const Op& op : history.ops()) {
+    out << op.id << " p" << op.process << " "
+        << (op.type == OpType::kProduce ? "produce" : "read") << " " << op.topic
+        << "/" << op.partition << " " << OutcomeName(op.outcome)
+        << " invoked=" << Clock(op.invoked)
+        << " completed=" << Clock(op.completed) << " broker=" << op.broker
+        << " offset=" << op.offset << " value=" << op.value;
+    if (op.type == OpType::kRead && !op.records.empty()) {
+      out << " read=[" << op.records.front().offset << ".."
+          << op.records.back().offset << "]";
+    }
+    if (!op.error.empty()) out << " error=" << op.error;
+    out << "\n";
+  }
+  for (const FaultRecord& f : history.faults()) {
+    out << "fault #" << f.index << " " << f.kind << " " << f.target
+        << " started=" << Clock(f.started) << " healed=" << Clock(f.healed)
+        << " " << f.note << "\n";
+  }
+  std::cerr << "chaos: history written to " << path << "\n";
+}
+
 class ChaosTest : public ::testing::Test {
  protected:
   void TearDown() override {
@@ -97,7 +173,11 @@ void RunQuickSuite(uint64_t seed, std::unique_ptr<Cluster>* cluster_out) {
             << FormatSchedule(schedule, kTopic);
 
   ClusterOptions o;
-  o.base_dir = absl::StrCat(std::getenv("TEST_TMPDIR"), "/chaos-", seed);
+  // FJORD_CHAOS_DIR keeps the nodes' logs and data after the test (Bazel
+  // deletes TEST_TMPDIR).
+  const char* base = std::getenv("FJORD_CHAOS_DIR");
+  o.base_dir = absl::StrCat(base != nullptr ? base : std::getenv("TEST_TMPDIR"),
+                            "/chaos-", seed);
   o.controllers = 3;
   o.brokers = 3;
   o.broker_binary = Runfile("broker/fjord-broker");
@@ -159,21 +239,24 @@ void RunQuickSuite(uint64_t seed, std::unique_ptr<Cluster>* cluster_out) {
   absl::SleepFor(absl::Seconds(3));
   workload.Stop();
 
-  // The final read: every partition from offset 0, from its leader.
+  // The final read: every partition from offset 0, from its leader, repeated
+  // until two reads a second apart end at the same offset (a new leader's
+  // high watermark may still be catching up).
   FinalReads final_reads;
   for (const std::string topic : {kTopic, kKeyedTopic}) {
     for (int p = 0; p < kPartitions; ++p) {
-      absl::StatusOr<std::vector<ReadRecord>> records =
-          absl::UnavailableError("not read");
-      const absl::Time deadline = absl::Now() + absl::Seconds(30);
-      while (absl::Now() < deadline) {
-        records = client.Read(topic, p, 0, absl::Seconds(20));
-        if (records.ok()) break;
-        absl::SleepFor(absl::Milliseconds(200));
+      absl::StatusOr<FinalRead> read = ReadUntilStable(client, topic, p);
+      ASSERT_TRUE(read.ok()) << topic << "/" << p << ": " << read.status();
+      std::cerr << "chaos: final read " << topic << "/" << p << ": "
+                << read->records.size() << " records from broker "
+                << read->leader;
+      if (read->first_end != static_cast<int64_t>(read->records.size())) {
+        std::cerr << " (LATE: the first read, from broker "
+                  << read->first_leader << ", ended at " << read->first_end
+                  << ")";
       }
-      ASSERT_TRUE(records.ok())
-          << topic << "/" << p << ": " << records.status();
-      final_reads[{topic, p}] = *std::move(records);
+      std::cerr << "\n";
+      final_reads[{topic, p}] = std::move(read->records);
     }
   }
 
@@ -186,6 +269,7 @@ void RunQuickSuite(uint64_t seed, std::unique_ptr<Cluster>* cluster_out) {
             << std::endl;
   EXPECT_TRUE(result.valid())
       << "anomalies in seed " << seed << "; see the report above";
+  if (!result.valid()) DumpHistory(history, seed);
   EXPECT_EQ(executed, static_cast<int>(schedule.size()))
       << "the nemesis ran out of time";
   for (const FaultRecord& f : faults) {

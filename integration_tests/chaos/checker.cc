@@ -161,10 +161,11 @@ class Checker {
         const bool found = p != offsets_.end() && p->second.count(op->value);
         if (!found && lost_.insert({tp, op->value}).second) {
           ++result_.lost;
-          Detail("lost",
-                 absl::StrCat(Name(tp), " value=", op->value,
-                              " acked at offset ", op->offset, " by op ",
-                              op->id, " (process ", op->process, ")"));
+          Detail(
+              "lost",
+              absl::StrCat(Name(tp), " value=", op->value, " acked at offset ",
+                           op->offset, " by op ", op->id, " (process ",
+                           op->process, ", broker ", op->broker, ")"));
         }
         const std::string* final_value = FinalAt(tp, op->offset);
         if (final_value == nullptr || *final_value != op->value) {

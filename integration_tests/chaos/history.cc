@@ -91,13 +91,14 @@ int64_t History::Invoke(Op op) {
 }
 
 void History::Complete(int64_t id, Outcome outcome, int64_t offset,
-                       std::string error) {
+                       std::string error, int broker) {
   absl::MutexLock lock(&mu_);
   Op& op = ops_.at(id);
   op.completed = absl::Now();
   op.outcome = outcome;
   op.offset = offset;
   op.error = std::move(error);
+  op.broker = broker;
   if (outcome == Outcome::kOk && op.type == OpType::kProduce) ++acked_;
 }
 

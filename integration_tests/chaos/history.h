@@ -104,6 +104,8 @@ struct Op {
   Outcome outcome = Outcome::kPending;
   // Produce ok: the offset the broker assigned (base offset of the batch).
   int64_t offset = -1;
+  // The broker the request went to (0: none, nothing was sent).
+  int broker = 0;
   // Not ok: the gRPC code name and message, for reports.
   std::string error;
   // Read ok: the records returned, in offset order.
@@ -131,7 +133,7 @@ class History {
   int64_t Invoke(Op op);
   // Completes a produce (offset meaningful only for kOk) or a failed read.
   void Complete(int64_t id, Outcome outcome, int64_t offset = -1,
-                std::string error = "");
+                std::string error = "", int broker = 0);
   // Completes a read with the records it returned.
   void CompleteRead(int64_t id, std::vector<ReadRecord> records);
 

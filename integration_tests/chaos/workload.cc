@@ -112,6 +112,11 @@ std::optional<int> ChaosClient::Leader(const std::string& topic,
   return found;
 }
 
+void ChaosClient::ForgetAll() {
+  absl::MutexLock lock(&mu_);
+  leaders_.clear();
+}
+
 void ChaosClient::Forget(const std::string& topic, int32_t partition) {
   absl::MutexLock lock(&mu_);
   leaders_.erase({topic, partition});
@@ -120,13 +125,16 @@ void ChaosClient::Forget(const std::string& topic, int32_t partition) {
 grpc::Status ChaosClient::Produce(const std::string& topic, int32_t partition,
                                   const std::string& key,
                                   const std::string& value,
-                                  absl::Duration timeout, int64_t* offset) {
+                                  absl::Duration timeout, int64_t* offset,
+                                  int* broker) {
+  *broker = 0;
   std::optional<int> leader = Leader(topic, partition);
   if (!leader.has_value()) {
     return grpc::Status(
         grpc::StatusCode::FAILED_PRECONDITION,
         absl::StrCat(kNotSent, "no leader known for ", topic, "/", partition));
   }
+  *broker = *leader;
   auto stub = fjord::v1::ProduceService::NewStub(Channel(*leader));
   grpc::ClientContext ctx;
   ctx.set_deadline(absl::ToChronoTime(absl::Now() + timeout));
@@ -155,9 +163,10 @@ grpc::Status ChaosClient::Produce(const std::string& topic, int32_t partition,
 
 absl::StatusOr<std::vector<ReadRecord>> ChaosClient::Read(
     const std::string& topic, int32_t partition, int64_t from,
-    absl::Duration timeout) {
+    absl::Duration timeout, int* leader_out) {
   const absl::Time deadline = absl::Now() + timeout;
   std::optional<int> leader = Leader(topic, partition);
+  if (leader_out != nullptr) *leader_out = leader.value_or(0);
   if (!leader.has_value()) {
     return absl::UnavailableError(
         absl::StrCat("no leader known for ", topic, "/", partition));
@@ -228,15 +237,17 @@ void Workload::ProduceWithRetries(int process, const std::string& topic,
     op.value = value;
     const int64_t id = history_->Invoke(std::move(op));
     int64_t offset = -1;
-    grpc::Status s = client_->Produce(topic, partition, key, value,
-                                      options_.produce_timeout, &offset);
+    int broker = 0;
+    grpc::Status s =
+        client_->Produce(topic, partition, key, value, options_.produce_timeout,
+                         &offset, &broker);
     if (s.ok()) {
-      history_->Complete(id, Outcome::kOk, offset);
+      history_->Complete(id, Outcome::kOk, offset, "", broker);
       return;
     }
     const Outcome outcome =
         SentNothing(s) ? Outcome::kFailed : ClassifyProduceStatus(s);
-    history_->Complete(id, outcome, -1, StatusText(s));
+    history_->Complete(id, outcome, -1, StatusText(s), broker);
     absl::SleepFor(options_.retry_backoff);
   }
 }

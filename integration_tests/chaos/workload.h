@@ -52,15 +52,21 @@ class ChaosClient {
   // One acks=all produce of one record to the partition's leader. A client-side
   // refusal (no leader known) is FAILED_PRECONDITION with "not sent" in the
   // message; see SentNothing.
+  // `*broker` is the broker it went to (0 when none).
   grpc::Status Produce(const std::string& topic, int32_t partition,
                        const std::string& key, const std::string& value,
-                       absl::Duration timeout, int64_t* offset);
+                       absl::Duration timeout, int64_t* offset, int* broker);
 
   // Every committed record of a partition from `from` up to the high watermark
   // the leader reports when the read starts, within `timeout`.
+  // `*leader` (optional) is the broker that answered.
   absl::StatusOr<std::vector<ReadRecord>> Read(const std::string& topic,
                                                int32_t partition, int64_t from,
-                                               absl::Duration timeout);
+                                               absl::Duration timeout,
+                                               int* leader = nullptr);
+
+  // Drops every cached leader (the next call asks the brokers).
+  void ForgetAll();
 
   std::shared_ptr<grpc::Channel> Channel(int broker);
 
