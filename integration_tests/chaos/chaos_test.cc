@@ -12,6 +12,7 @@
 // FJORD_CHAOS_SEED=S reproduces a run's schedule. See docs/RELIABILITY.md.
 #include <atomic>
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <map>
@@ -174,10 +175,13 @@ void RunQuickSuite(uint64_t seed, std::unique_ptr<Cluster>* cluster_out) {
 
   ClusterOptions o;
   // FJORD_CHAOS_DIR keeps the nodes' logs and data after the test (Bazel
-  // deletes TEST_TMPDIR).
+  // deletes TEST_TMPDIR), in FJORD_CHAOS_DIR/chaos-<seed>.
   const char* base = std::getenv("FJORD_CHAOS_DIR");
   o.base_dir = absl::StrCat(base != nullptr ? base : std::getenv("TEST_TMPDIR"),
                             "/chaos-", seed);
+  // A fresh cluster: a Cluster reuses the data it finds, and an earlier run
+  // of the same seed would have written the same values.
+  std::filesystem::remove_all(o.base_dir);
   o.controllers = 3;
   o.brokers = 3;
   o.broker_binary = Runfile("broker/fjord-broker");
