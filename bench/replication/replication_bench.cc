@@ -80,7 +80,7 @@ struct Config {
   int64_t duration_s = 10;
   int64_t warmup_s = 1;
   int64_t e2e_duration_s = 10;
-  int64_t e2e_rate = 200;  // requests per second, all producers together
+  int64_t e2e_rate = 50;  // requests per second, all producers together
   int64_t batch_records = 16;
   int64_t record_bytes = 1024;
   int64_t producers = 6;
@@ -91,6 +91,7 @@ struct Config {
   std::string cli_binary = "bazel-bin/client/fjord";
   std::string dir;
   std::string only;  // "", "single" or "replicated"
+  std::string fsync = "always";
 };
 
 double Seconds(Clock::duration d) {
@@ -652,6 +653,7 @@ struct TopologyResults {
   std::string error;
   std::string placement;  // "p0->b1 ..." as measured
   double startup_s = 0;
+  PhaseResult idle;  // CPU only: 3 s with no load, after the topic settled
   PhaseResult acks1, acks_all, e2e;
 };
 
@@ -674,7 +676,7 @@ TopologyResults RunTopology(const Config& config, const std::string& root,
   options.controller_binary = config.controller_binary;
   options.cli_binary = config.cli_binary;
   options.create_topics = "";  // created below, through AdminService
-  options.fsync = "always";
+  options.fsync = config.fsync;
   options.env = {{"GRPC_CLIENT_CHANNEL_BACKUP_POLL_INTERVAL_MS", "50"}};
   const Clock::time_point t0 = Clock::now();
   absl::StatusOr<std::unique_ptr<testing::Cluster>> cluster =
@@ -700,6 +702,19 @@ TopologyResults RunTopology(const Config& config, const std::string& root,
   }
   std::cerr << out.name << ": up in " << out.startup_s
             << " s; leaders: " << out.placement << "\n";
+
+  {
+    // What the cluster burns with no load: Raft ticks, heartbeats, idle
+    // follower fetches.
+    const CpuSample before = SampleCpu(**cluster);
+    const Clock::time_point idle_start = Clock::now();
+    absl::SleepFor(absl::Seconds(3));
+    const CpuSample after = SampleCpu(**cluster);
+    out.idle.seconds = Seconds(Clock::now() - idle_start);
+    out.idle.cpu = {after.bench - before.bench, after.brokers - before.brokers,
+                    after.controllers - before.controllers,
+                    after.machine - before.machine};
+  }
 
   struct Step {
     const char* label;
@@ -804,7 +819,8 @@ void PrintTable(const Config& config, const TopologyResults& single,
                "benchmark | rest of machine |\n|---|---|---:|---:|---:|---:|\n";
   for (const TopologyResults* t : {&single, &repl}) {
     for (auto [label, p] :
-         {std::pair{"acks=1", &t->acks1}, std::pair{"acks=all", &t->acks_all},
+         {std::pair{"idle (no load)", &t->idle}, std::pair{"acks=1", &t->acks1},
+          std::pair{"acks=all", &t->acks_all},
           std::pair{"end-to-end", &t->e2e}}) {
       if (p->seconds <= 0) continue;
       const CpuSample& c = p->cpu;
@@ -875,6 +891,9 @@ int Main(int argc, char** argv) {
   flags.String("dir", &config.dir,
                "where to create the temporary cluster directories (default "
                "$TMPDIR or /tmp)");
+  flags.String("fsync", &config.fsync,
+               "the brokers' --fsync: always (the default, what the figures "
+               "are for), interval or never (for diagnosis)");
   flags.String("only", &config.only,
                "run only 'single' or only 'replicated' (default: both)");
   std::vector<std::string> args(argv + 1, argv + argc);
@@ -954,13 +973,13 @@ int Main(int argc, char** argv) {
       "ProduceService stubs, one channel per producer and broker), %d "
       "partitions, %d records x %d B per request, %d s measured after %d s "
       "warm-up per produce phase; end-to-end at %d requests/s for %d s; "
-      "fsync=always\n- load average at start: %s\n",
+      "fsync=%s\n- load average at start: %s\n",
       absl::FormatTime("%Y-%m-%d %H:%M:%S %Z", absl::Now(),
                        absl::UTCTimeZone()),
       std::thread::hardware_concurrency(), CpuModel(), root, config.producers,
       config.partitions, config.batch_records, config.record_bytes,
       config.duration_s, config.warmup_s, config.e2e_rate,
-      config.e2e_duration_s, LoadAverage());
+      config.e2e_duration_s, config.fsync, LoadAverage());
   std::cout.flush();
 
   const Clock::time_point t0 = Clock::now();
