@@ -1,9 +1,12 @@
 #include "client/admin.h"
 
+#include <map>
+#include <set>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "fjord/v1/admin.grpc.pb.h"
+#include "glog/logging.h"
 
 namespace fjord::client {
 namespace {
@@ -87,7 +90,60 @@ absl::StatusOr<fjord::v1::TopicDescription> Admin::DescribeTopic(
                                             response->topics_size(),
                                             " topics, want 1"));
   }
-  return response->topics(0);
+  fjord::v1::TopicDescription description =
+      std::move(*response->mutable_topics(0));
+
+  // A broker reports the offsets of the partitions it leads only: ask each
+  // other leader for its partitions' offsets.
+  std::map<int32_t, fjord::v1::PartitionOffsets> offsets;
+  for (auto& o : *description.mutable_offsets()) {
+    offsets[o.partition()] = std::move(o);
+  }
+  std::map<int32_t, std::set<int32_t>> missing_by_leader;
+  for (const auto& p : description.topic().partitions()) {
+    if (offsets.count(p.partition()) == 0 && p.leader_id() >= 0) {
+      missing_by_leader[p.leader_id()].insert(p.partition());
+    }
+  }
+  if (!missing_by_leader.empty()) {
+    // Learns the brokers' addresses (and caches the topic) if not known yet.
+    (void)cluster_->Topic(name);
+  }
+  for (const auto& [leader, partitions] : missing_by_leader) {
+    auto channel = cluster_->BrokerChannel(leader);
+    if (!channel.ok()) channel = cluster_->BrokerChannel(leader, true);
+    if (!channel.ok()) {
+      VLOG(1) << "describe " << name << ": leader " << leader << ": "
+              << channel.status();
+      continue;
+    }
+    fjord::v1::DescribeTopicsResponse from_leader;
+    grpc::ClientContext context;
+    SetDeadline(&context, cluster_->options().rpc_timeout);
+    grpc::Status status =
+        fjord::v1::AdminService::NewStub(*channel)->DescribeTopics(
+            &context, request, &from_leader);
+    if (!status.ok()) {
+      // The partition keeps unknown offsets (e.g. its leader just died).
+      VLOG(1) << "describe " << name << ": leader " << leader << ": "
+              << status.error_message();
+      continue;
+    }
+    for (auto& t : *from_leader.mutable_topics()) {
+      if (t.topic().name() != name) continue;
+      for (auto& o : *t.mutable_offsets()) {
+        if (partitions.count(o.partition()) > 0 &&
+            offsets.count(o.partition()) == 0) {
+          offsets[o.partition()] = std::move(o);
+        }
+      }
+    }
+  }
+  description.clear_offsets();
+  for (auto& [partition, o] : offsets) {
+    *description.add_offsets() = std::move(o);
+  }
+  return description;
 }
 
 absl::StatusOr<fjord::v1::DescribeClusterResponse> Admin::DescribeCluster() {

@@ -41,7 +41,10 @@ class Admin {
   absl::StatusOr<std::vector<std::string>> ListTopics(
       bool include_internal = false);
 
-  // Placement, leadership and per-partition offsets of a topic. NOT_FOUND.
+  // Placement, leadership and per-partition offsets of a topic. A broker
+  // knows the offsets of the partitions it leads only, so each partition's
+  // leader is asked for them; `offsets` lacks the partitions whose leader did
+  // not answer (or that have none). NOT_FOUND.
   absl::StatusOr<fjord::v1::TopicDescription> DescribeTopic(
       const std::string& name);
 

@@ -260,4 +260,23 @@ absl::StatusOr<std::shared_ptr<grpc::Channel>> Cluster::LeaderChannel(
   return ChannelFor(address);
 }
 
+absl::StatusOr<std::shared_ptr<grpc::Channel>> Cluster::BrokerChannel(
+    int32_t id, bool refresh) {
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    if (refresh || attempt > 0) {
+      auto response = FetchMetadata({});
+      if (!response.ok()) return response.status();
+    }
+    std::string address;
+    {
+      absl::MutexLock lock(&mu_);
+      auto it = brokers_.find(id);
+      if (it != brokers_.end()) address = it->second;
+    }
+    if (!address.empty()) return ChannelFor(address);
+    if (refresh) break;
+  }
+  return absl::UnavailableError(absl::StrCat("broker ", id, " is unknown"));
+}
+
 }  // namespace fjord::client

@@ -111,6 +111,11 @@ class Cluster {
   absl::StatusOr<std::shared_ptr<grpc::Channel>> LeaderChannel(
       const TopicPartition& tp, bool refresh = false);
 
+  // The channel to broker `id`, as the (possibly refreshed) metadata advertises
+  // it. UNAVAILABLE when the broker is unknown even after a refresh.
+  absl::StatusOr<std::shared_ptr<grpc::Channel>> BrokerChannel(
+      int32_t id, bool refresh = false);
+
   // Runs `call` against one broker after another (same order as FetchMetadata)
   // until it returns a status that IsRetriable() does not accept; returns that
   // status, or the last one when every broker failed.

@@ -54,15 +54,28 @@ struct ConsumerOptions {
   absl::Duration stream_lifetime = absl::Minutes(5);
   absl::Duration reconnect_backoff = absl::Milliseconds(200);
   absl::Duration reconnect_backoff_max = absl::Seconds(2);
+  // Like Kafka's default.api.timeout.ms: how long Position() waits for a
+  // partition's offset reset (ListOffsets) to succeed, and how long a fetch
+  // offset that the partition's leader already reported as valid may be
+  // refused as OUT_OF_RANGE (a new leader whose high watermark is still
+  // catching up) before the error reaches Poll().
+  absl::Duration api_timeout = absl::Seconds(60);
 };
 
 // Reads assigned partitions through one long-lived Fetch stream per partition,
 // each served by a reader thread that feeds a bounded buffer. A stream that
-// fails with a transient error (UNAVAILABLE, DEADLINE_EXCEEDED, ...) is opened
-// again, after a metadata refresh, from the next offset not yet received, so no
-// record is skipped or repeated. OUT_OF_RANGE, NOT_FOUND, INVALID_ARGUMENT and
-// DATA_LOSS stop that partition's reader and are returned by Poll(); Seek()
-// restarts it.
+// fails with a transient error (UNAVAILABLE, NOT_LEADER, a dead broker,
+// DEADLINE_EXCEEDED, ...) is opened again, after a metadata refresh and a
+// backoff, against the partition's current leader, from the next offset not
+// yet received, so no record is skipped or repeated; the other partitions keep
+// flowing meanwhile. OUT_OF_RANGE, NOT_FOUND, INVALID_ARGUMENT and DATA_LOSS
+// stop that partition's reader and are returned by Poll(); Seek() restarts it.
+//
+// Offset resets (Assign() of a new partition, SeekToBeginning(), SeekToEnd())
+// ask the partition's leader with ListOffsets once, synchronously; when that
+// fails with a transient error, the partition's reader keeps retrying it (with
+// a metadata refresh and backoff) until it succeeds, like Kafka's lazy offset
+// reset, and Position() waits for it.
 //
 // Not thread-safe: use one Consumer from one thread at a time (like Kafka's).
 class Consumer {
@@ -77,8 +90,10 @@ class Consumer {
 
   // Makes `partitions` the assignment, replacing the previous one. Partitions
   // kept keep their positions; new ones start at auto_offset_reset (resolved
-  // now, with ListOffsets). Errors: NOT_FOUND for an unknown topic or
-  // partition, or the ListOffsets error; the assignment is then unchanged.
+  // now with ListOffsets, or in the background when the leader is unavailable:
+  // see the class comment). Errors: NOT_FOUND for an unknown topic or
+  // partition, or another definite ListOffsets error; the assignment is then
+  // unchanged.
   absl::Status Assign(const std::vector<TopicPartition>& partitions);
 
   // The current assignment, sorted.
@@ -91,12 +106,16 @@ class Consumer {
   absl::Status Seek(const TopicPartition& tp, int64_t offset);
 
   // Seek() to the log start / to the high watermark (ListOffsets EARLIEST /
-  // LATEST) for each of `partitions` (empty: every assigned partition).
+  // LATEST) for each of `partitions` (empty: every assigned partition),
+  // retried in the background while the leader is unavailable.
+  // FAILED_PRECONDITION for a partition not assigned (nothing moves then).
   absl::Status SeekToBeginning(const std::vector<TopicPartition>& partitions);
   absl::Status SeekToEnd(const std::vector<TopicPartition>& partitions);
 
-  // The offset of the next record Poll() will return for `tp`.
-  // FAILED_PRECONDITION when `tp` is not assigned.
+  // The offset of the next record Poll() will return for `tp`. While the
+  // partition's offset reset is still being retried, waits for it up to
+  // api_timeout (then DEADLINE_EXCEEDED with the last error), or returns the
+  // reset's fatal error. FAILED_PRECONDITION when `tp` is not assigned.
   absl::StatusOr<int64_t> Position(const TopicPartition& tp) const;
 
   // The high watermark the broker last reported for `tp`, -1 before any answer.
@@ -117,8 +136,13 @@ class Consumer {
 
   Consumer(std::shared_ptr<Cluster> cluster, ConsumerOptions options);
 
-  absl::StatusOr<int64_t> ListOffset(const TopicPartition& tp, bool earliest);
-  void StartReader(const TopicPartition& tp, int64_t offset);
+  // Starts `tp`'s reader at `offset`, or, without one, at the offset that
+  // ListOffsets EARLIEST (`earliest`) or LATEST answers, retried by the reader.
+  void StartReader(const TopicPartition& tp, std::optional<int64_t> offset,
+                   bool earliest);
+  // One synchronous reset attempt and, if it failed transiently, a reader
+  // that retries it. Errors: the definite ListOffsets errors.
+  absl::Status ResetOffset(const TopicPartition& tp, bool earliest);
   void StopReader(const TopicPartition& tp);
 
   const std::shared_ptr<Cluster> cluster_;
@@ -136,6 +160,8 @@ class Consumer {
         ABSL_GUARDED_BY(mu);
     std::map<TopicPartition, int64_t> positions ABSL_GUARDED_BY(mu);
     std::map<TopicPartition, int64_t> high_watermarks ABSL_GUARDED_BY(mu);
+    // The last transient error of partitions being retried (for messages).
+    std::map<TopicPartition, absl::Status> retrying ABSL_GUARDED_BY(mu);
   };
   std::shared_ptr<Shared> shared_;
 };

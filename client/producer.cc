@@ -30,6 +30,9 @@ struct Producer::Batch {
   // A batch being retried takes no more records.
   bool sealed = false;
   absl::Status last_error;
+  // The ErrorInfo reason of the last failed attempt, if the broker gave one.
+  fjord::v1::ErrorInfo::Reason last_reason =
+      fjord::v1::ErrorInfo::REASON_UNSPECIFIED;
 };
 
 // One Produce RPC in flight; owns everything the RPC touches until its
@@ -290,20 +293,7 @@ void Producer::SenderLoop() {
     }
     mu_.Unlock();
     for (auto& b : expired) {
-      absl::Status error;
-      if (b->maybe_appended) {
-        error = absl::DeadlineExceededError(
-            absl::StrCat("indeterminate: ", b->tp.ToString(),
-                         ": delivery timed out after ", b->attempts,
-                         " attempts, records may or may not be stored; last "
-                         "error: ",
-                         b->last_error.message()));
-      } else {
-        error = absl::UnavailableError(absl::StrCat(
-            b->tp.ToString(), ": not delivered within the delivery timeout (",
-            b->attempts, " attempts)", b->last_error.ok() ? "" : ": ",
-            b->last_error.message()));
-      }
+      const absl::Status error = GiveUpError(*b);
       Complete(std::move(b), nullptr, error, /*held_slot=*/false);
     }
     for (auto& b : ready) Dispatch(std::move(b));
@@ -318,6 +308,7 @@ void Producer::Dispatch(std::unique_ptr<Batch> batch) {
     if (channel.status().code() == absl::StatusCode::kUnavailable ||
         channel.status().code() == absl::StatusCode::kDeadlineExceeded) {
       cluster_->Invalidate(batch->tp.topic);
+      batch->last_reason = fjord::v1::ErrorInfo::REASON_UNSPECIFIED;
       RetryOrFail(std::move(batch), channel.status(), false);
     } else {
       Complete(std::move(batch), nullptr, channel.status(), true);
@@ -335,10 +326,15 @@ void Producer::Dispatch(std::unique_ptr<Batch> batch) {
 }
 
 void Producer::OnProduceDone(InFlight* call, const grpc::Status& status) {
-  std::unique_ptr<InFlight> owned(call);
   std::unique_ptr<Batch> batch = std::move(call->batch);
+  const fjord::v1::ProduceResponse response = std::move(call->response);
+  // Frees the stub and its channel reference now, while this producer (so the
+  // Cluster and its channels) is certainly alive: once Complete() runs, Close()
+  // may return and the Cluster go, and dropping the last reference to a
+  // grpc::Channel on a gRPC callback thread aborts the process.
+  delete call;
   if (status.ok()) {
-    Complete(std::move(batch), &call->response, absl::OkStatus(), true);
+    Complete(std::move(batch), &response, absl::OkStatus(), true);
     return;
   }
   const grpc::StatusCode code = status.error_code();
@@ -354,12 +350,27 @@ void Producer::OnProduceDone(InFlight* call, const grpc::Status& status) {
       code == grpc::StatusCode::CANCELLED ||
       code == grpc::StatusCode::ABORTED) {
     // Definite refusals: the broker said it is not the leader, is shutting
-    // down, or the connection never came up. Anything else may have been
-    // appended.
+    // down or has too few in-sync replicas for acks=all (all checked before
+    // appending), or the connection never came up. Anything else may have
+    // been appended, including NOT_LEADER from a leader that appended the
+    // batch and then lost leadership while waiting for its followers ("may or
+    // may not be committed").
     bool maybe_appended = true;
+    batch->last_reason = fjord::v1::ErrorInfo::REASON_UNSPECIFIED;
     if (info.has_value()) {
-      maybe_appended = info->reason() != fjord::v1::ErrorInfo::NOT_LEADER &&
-                       info->reason() != fjord::v1::ErrorInfo::SHUTTING_DOWN;
+      batch->last_reason = info->reason();
+      switch (info->reason()) {
+        case fjord::v1::ErrorInfo::NOT_LEADER:
+          maybe_appended =
+              absl::StrContains(status.error_message(), "may or may not");
+          break;
+        case fjord::v1::ErrorInfo::SHUTTING_DOWN:
+        case fjord::v1::ErrorInfo::NOT_ENOUGH_REPLICAS:
+          maybe_appended = false;
+          break;
+        default:
+          break;
+      }
     } else if (code == grpc::StatusCode::UNAVAILABLE &&
                (absl::StrContains(status.error_message(),
                                   "failed to connect") ||
@@ -376,6 +387,34 @@ void Producer::OnProduceDone(InFlight* call, const grpc::Status& status) {
   Complete(std::move(batch), nullptr, error, true);
 }
 
+absl::Status Producer::GiveUpError(const Batch& batch) {
+  if (batch.maybe_appended) {
+    return absl::DeadlineExceededError(absl::StrCat(
+        "indeterminate: ", batch.tp.ToString(), ": delivery timed out after ",
+        batch.attempts,
+        " attempts, records may or may not be stored; last error: ",
+        batch.last_error.message()));
+  }
+  // Every attempt was refused before appending: a definite failure, with the
+  // last refusal's code (never DEADLINE_EXCEEDED, which means indeterminate)
+  // and reason.
+  absl::StatusCode code = batch.last_error.code();
+  if (code == absl::StatusCode::kOk ||
+      code == absl::StatusCode::kDeadlineExceeded) {
+    code = absl::StatusCode::kUnavailable;
+  }
+  std::string reason;
+  if (batch.last_reason != fjord::v1::ErrorInfo::REASON_UNSPECIFIED) {
+    reason = absl::StrCat(
+        " (", fjord::v1::ErrorInfo::Reason_Name(batch.last_reason), ")");
+  }
+  return absl::Status(
+      code, absl::StrCat("not delivered: gave up after ", batch.attempts,
+                         " attempts within the delivery timeout", reason,
+                         batch.last_error.ok() ? "" : ": ",
+                         batch.last_error.message()));
+}
+
 void Producer::RetryOrFail(std::unique_ptr<Batch> batch, absl::Status error,
                            bool maybe_appended) {
   batch->maybe_appended |= maybe_appended;
@@ -389,21 +428,7 @@ void Producer::RetryOrFail(std::unique_ptr<Batch> batch, absl::Status error,
   backoff = std::min(backoff, options_.retry_backoff_max);
   const absl::Time now = absl::Now();
   if (now + backoff >= batch->deadline) {
-    absl::Status final_error;
-    if (batch->maybe_appended) {
-      final_error = absl::DeadlineExceededError(
-          absl::StrCat("indeterminate: ", batch->tp.ToString(),
-                       ": delivery timed out after ", batch->attempts,
-                       " attempts, records may or may not be stored; last "
-                       "error: ",
-                       batch->last_error.message()));
-    } else {
-      final_error =
-          absl::Status(batch->last_error.code(),
-                       absl::StrCat("gave up after ", batch->attempts,
-                                    " attempts within the delivery timeout: ",
-                                    batch->last_error.message()));
-    }
+    const absl::Status final_error = GiveUpError(*batch);
     Complete(std::move(batch), nullptr, final_error, true);
     return;
   }

@@ -111,12 +111,16 @@ struct ProducerOptions {
 // was lost may store the batch twice.
 //
 // Retries: UNAVAILABLE (not leader: metadata is refreshed and the batch
-// re-routed; electing; too few in-sync replicas; broker unreachable),
+// re-routed; electing; too few in-sync replicas (NOT_ENOUGH_REPLICAS, as Kafka
+// retries it); broker unreachable),
 // DEADLINE_EXCEEDED, CANCELLED (a broker shutting down mid-request) and ABORTED
 // are retried with backoff until
 // delivery_timeout. Other errors (NOT_FOUND, INVALID_ARGUMENT,
 // RESOURCE_EXHAUSTED, ...) fail the batch's records at once, with the broker's
-// code and message.
+// code and message. When the delivery timeout ends the retries, the records
+// fail as indeterminate (see IsIndeterminate()) if any attempt may have
+// appended them, else with the last refusal, its ErrorInfo reason named
+// (e.g. "(NOT_ENOUGH_REPLICAS)").
 //
 // Thread-safe: any thread may call Send() and Flush().
 class Producer {
@@ -171,6 +175,10 @@ class Producer {
   // fails it when the delivery timeout would pass. Called without mu_.
   void RetryOrFail(std::unique_ptr<Batch> batch, absl::Status error,
                    bool maybe_appended);
+  // The error of a batch whose delivery timeout ran out: indeterminate
+  // (DEADLINE_EXCEEDED) if any attempt may have appended it, else the last
+  // definite refusal.
+  static absl::Status GiveUpError(const Batch& batch);
   // Runs the callbacks of `batch` and releases its buffer space. Without mu_.
   // `held_slot`: the batch holds an in-flight slot to give back.
   void Complete(std::unique_ptr<Batch> batch,

@@ -2,6 +2,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "fjord/v1/admin.grpc.pb.h"
 #include "fjord/v1/fetch.grpc.pb.h"
 #include "fjord/v1/metadata.grpc.pb.h"
 #include "fjord/v1/produce.grpc.pb.h"
@@ -35,10 +36,17 @@ class FakeBroker::Service : public fjord::v1::MetadataService::Service {
                         fjord::v1::MetadataResponse* response) override {
     absl::MutexLock lock(&b_->mu_);
     auto* broker = response->add_brokers();
-    broker->set_id(1);
+    broker->set_id(b_->id_);
     broker->set_host("0.0.0.0");  // Wildcard: the client must substitute.
     broker->set_port(b_->port_);
-    response->set_controller_id(1);
+    for (const auto& [id, address] : b_->peers_) {
+      auto* peer = response->add_brokers();
+      peer->set_id(id);
+      const size_t colon = address.rfind(':');
+      peer->set_host(address.substr(0, colon));
+      peer->set_port(std::stoi(address.substr(colon + 1)));
+    }
+    response->set_controller_id(b_->id_);
     response->set_cluster_id("fake");
     std::vector<std::string> names(request->topics().begin(),
                                    request->topics().end());
@@ -57,9 +65,10 @@ class FakeBroker::Service : public fjord::v1::MetadataService::Service {
       for (size_t p = 0; p < it->second.size(); ++p) {
         auto* pi = t->add_partitions();
         pi->set_partition(p);
-        pi->set_leader_id(1);
-        pi->add_replicas(1);
-        pi->add_isr(1);
+        const int32_t leader = b_->LeaderOf(name, p);
+        pi->set_leader_id(leader);
+        pi->add_replicas(leader < 0 ? b_->id_ : leader);
+        if (leader >= 0) pi->add_isr(leader);
       }
     }
     return grpc::Status::OK;
@@ -79,6 +88,21 @@ class ProduceImpl : public fjord::v1::ProduceService::Service {
   grpc::Status Produce(grpc::ServerContext*,
                        const fjord::v1::ProduceRequest* request,
                        fjord::v1::ProduceResponse* response) override {
+    return fn_(request, response);
+  }
+
+ private:
+  Fn fn_;
+};
+
+class AdminImpl : public fjord::v1::AdminService::Service {
+ public:
+  using Fn = std::function<grpc::Status(const fjord::v1::DescribeTopicsRequest*,
+                                        fjord::v1::DescribeTopicsResponse*)>;
+  explicit AdminImpl(Fn fn) : fn_(std::move(fn)) {}
+  grpc::Status DescribeTopics(
+      grpc::ServerContext*, const fjord::v1::DescribeTopicsRequest* request,
+      fjord::v1::DescribeTopicsResponse* response) override {
     return fn_(request, response);
   }
 
@@ -113,8 +137,33 @@ class FetchImpl : public fjord::v1::FetchService::Service {
 
 }  // namespace
 
-FakeBroker::FakeBroker() {
+FakeBroker::FakeBroker(int32_t id) : id_(id) {
   metadata_ = std::make_unique<Service>(this);
+  admin_ = std::make_unique<AdminImpl>(
+      [this](const fjord::v1::DescribeTopicsRequest* request,
+             fjord::v1::DescribeTopicsResponse* response) {
+        fjord::v1::MetadataRequest md_request;
+        *md_request.mutable_topics() = request->topics();
+        fjord::v1::MetadataResponse md;
+        grpc::ServerContext context;
+        grpc::Status status = metadata_->Metadata(&context, &md_request, &md);
+        if (!status.ok()) return status;
+        absl::MutexLock lock(&mu_);
+        for (const auto& t : md.topics()) {
+          auto* d = response->add_topics();
+          *d->mutable_topic() = t;
+          for (const auto& p : t.partitions()) {
+            if (p.leader_id() != id_) continue;
+            auto* o = d->add_offsets();
+            o->set_partition(p.partition());
+            o->set_log_start_offset(0);
+            const int64_t end = topics_[t.name()][p.partition()].size();
+            o->set_log_end_offset(end);
+            o->set_high_watermark(end);
+          }
+        }
+        return grpc::Status::OK;
+      });
   produce_ = std::make_unique<ProduceImpl>(
       [this](const fjord::v1::ProduceRequest* request,
              fjord::v1::ProduceResponse* response) {
@@ -123,6 +172,11 @@ FakeBroker::FakeBroker() {
         if (!failures_.empty()) {
           grpc::Status s = failures_.front();
           failures_.pop_front();
+          return s;
+        }
+        if (grpc::Status s =
+                CheckLeader(request->topic(), request->partition());
+            !s.ok()) {
           return s;
         }
         auto it = topics_.find(request->topic());
@@ -151,10 +205,24 @@ FakeBroker::FakeBroker() {
              const fjord::v1::FetchRequest* request,
              grpc::ServerWriter<fjord::v1::FetchResponse>* writer) {
         int64_t next = request->offset();
+        {
+          absl::MutexLock lock(&mu_);
+          ++fetch_calls_;
+          if (!fetch_failures_.empty()) {
+            grpc::Status s = fetch_failures_.front();
+            fetch_failures_.pop_front();
+            return s;
+          }
+        }
         while (!context->IsCancelled()) {
           fjord::v1::FetchResponse response;
           {
             absl::MutexLock lock(&mu_);
+            if (grpc::Status s =
+                    CheckLeader(request->topic(), request->partition());
+                !s.ok()) {
+              return s;
+            }
             auto it = topics_.find(request->topic());
             if (it == topics_.end() || request->partition() < 0 ||
                 request->partition() >= static_cast<int>(it->second.size())) {
@@ -189,6 +257,17 @@ FakeBroker::FakeBroker() {
       [this](const fjord::v1::ListOffsetsRequest* request,
              fjord::v1::ListOffsetsResponse* response) {
         absl::MutexLock lock(&mu_);
+        ++list_offsets_calls_;
+        if (!list_failures_.empty()) {
+          grpc::Status s = list_failures_.front();
+          list_failures_.pop_front();
+          return s;
+        }
+        if (grpc::Status s =
+                CheckLeader(request->topic(), request->partition());
+            !s.ok()) {
+          return s;
+        }
         auto it = topics_.find(request->topic());
         if (it == topics_.end() || request->partition() < 0 ||
             request->partition() >= static_cast<int>(it->second.size())) {
@@ -206,6 +285,7 @@ FakeBroker::FakeBroker() {
   builder.RegisterService(metadata_.get());
   builder.RegisterService(produce_.get());
   builder.RegisterService(fetch_.get());
+  builder.RegisterService(admin_.get());
   server_ = builder.BuildAndStart();
   address_ = absl::StrCat("127.0.0.1:", port_);
 }
@@ -218,6 +298,68 @@ FakeBroker::~FakeBroker() {
 void FakeBroker::CreateTopic(const std::string& name, int partitions) {
   absl::MutexLock lock(&mu_);
   topics_[name].resize(partitions);
+}
+
+void FakeBroker::AddBroker(int32_t id, const std::string& address) {
+  absl::MutexLock lock(&mu_);
+  peers_[id] = address;
+}
+
+void FakeBroker::SetLeader(const std::string& topic, int partition,
+                           int32_t leader_id) {
+  absl::MutexLock lock(&mu_);
+  leaders_[{topic, partition}] = leader_id;
+  appended_.SignalAll();  // Wakes idle Fetch streams to notice.
+}
+
+void FakeBroker::Append(const std::string& topic, int partition,
+                        const std::string& value) {
+  absl::MutexLock lock(&mu_);
+  fjord::v1::Record r;
+  r.set_value(value);
+  topics_[topic].at(partition).push_back(std::move(r));
+  appended_.SignalAll();
+}
+
+int32_t FakeBroker::LeaderOf(const std::string& topic, int partition) {
+  auto it = leaders_.find({topic, partition});
+  return it == leaders_.end() ? id_ : it->second;
+}
+
+grpc::Status FakeBroker::CheckLeader(const std::string& topic, int partition) {
+  const int32_t leader = LeaderOf(topic, partition);
+  if (leader == id_) return grpc::Status::OK;
+  fjord::v1::ErrorInfo info;
+  info.set_reason(fjord::v1::ErrorInfo::NOT_LEADER);
+  info.set_leader_id(leader);
+  if (auto it = peers_.find(leader); it != peers_.end()) {
+    info.set_leader_address(it->second);
+  }
+  return StatusWithErrorInfo(
+      grpc::StatusCode::UNAVAILABLE,
+      absl::StrCat("this broker does not lead partition ", topic, "-",
+                   partition, "; broker ", leader, " does"),
+      info);
+}
+
+void FakeBroker::FailNextFetches(std::vector<grpc::Status> statuses) {
+  absl::MutexLock lock(&mu_);
+  for (auto& s : statuses) fetch_failures_.push_back(std::move(s));
+}
+
+void FakeBroker::FailNextListOffsets(std::vector<grpc::Status> statuses) {
+  absl::MutexLock lock(&mu_);
+  for (auto& s : statuses) list_failures_.push_back(std::move(s));
+}
+
+int FakeBroker::fetch_calls() {
+  absl::MutexLock lock(&mu_);
+  return fetch_calls_;
+}
+
+int FakeBroker::list_offsets_calls() {
+  absl::MutexLock lock(&mu_);
+  return list_offsets_calls_;
 }
 
 void FakeBroker::FailNextProduces(std::vector<grpc::Status> statuses) {
