@@ -72,8 +72,7 @@ class ControllerServer::ControllerServiceImpl final
       }
       // Nothing new: wait briefly, so leadership loss and cancellation are
       // noticed, then loop.
-      server_->state()->WaitForOffset(next - 1 < 0 ? -1 : next - 1,
-                                      absl::Now() + absl::Milliseconds(200));
+      server_->state()->WaitForOffset(next, absl::Now() + absl::Milliseconds(200));
       if (server_->state()->next_offset() == next) {
         // An idle stream still proves liveness: send an empty response.
         fiv1::FetchMetadataResponse idle;
