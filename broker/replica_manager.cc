@@ -70,6 +70,7 @@ void ReplicaManager::Stop() {
 void ReplicaManager::OnMetadata(
     const std::map<std::string, std::shared_ptr<const TopicState>, std::less<>>& topics,
     const std::map<int32_t, std::string>& addresses, const controller::MetadataImage& image) {
+  absl::MutexLock apply_lock(&apply_mu_);  // no follower write in flight (FetcherLoop)
   absl::MutexLock lock(&mu_);
   addresses_ = addresses;
   std::map<Key, Led> led;
@@ -358,18 +359,19 @@ void ReplicaManager::FetcherLoop(int32_t leader) {
       auto it = std::find_if(partitions.begin(), partitions.end(),
                              [&](const auto& p) { return p.first == key; });
       if (it == partitions.end()) continue;
-      // Apply the answer only if we still follow this leader in this epoch, and
-      // keep the lock while writing: a partition that became ours to lead
-      // meanwhile must never be truncated or appended to by the fetcher.
-      // TODO(replication): this holds mu_ across a synced append, which every
-      // produce and fetch on this broker also takes (bench/replication shows the
-      // cost). A per-partition apply lock, taken by OnMetadata before a
-      // partition changes role, would confine the wait to that partition.
-      absl::MutexLock lock(&mu_);
-      auto current = followed_.find(key);
-      if (current == followed_.end() || current->second.leader != leader ||
-          current->second.leader_epoch != it->second.leader_epoch) {
-        continue;
+      // Apply the answer only if we still follow this leader in this epoch.
+      // apply_mu_ is held while writing, and OnMetadata takes it before it
+      // changes any partition's role, so a partition that became ours to lead
+      // is never truncated or appended to by a fetcher. mu_ is not held across
+      // the (synced) write, so produces and fetches on this broker go on.
+      absl::MutexLock apply_lock(&apply_mu_);
+      {
+        absl::MutexLock lock(&mu_);
+        auto current = followed_.find(key);
+        if (current == followed_.end() || current->second.leader != leader ||
+            current->second.leader_epoch != it->second.leader_epoch) {
+          continue;
+        }
       }
       storage::PartitionLog& log = *it->second.log;
       if (data.error() != fiv1::ReplicaFetchPartitionData::NONE) {
@@ -387,15 +389,19 @@ void ReplicaManager::FetcherLoop(int32_t leader) {
                   << (end.ok() ? absl::StrCat(*end) : end.status().ToString());
         continue;
       }
+      // All of the answer's batches in one group commit: one fsync, not one
+      // per batch (which would make catching up crawl).
+      std::vector<std::pair<int64_t, std::string>> batches;
       for (const fiv1::ReplicatedBatch& batch : data.batches()) {
         if (batch.base_offset() < log.log_end_offset()) continue;  // already here
-        absl::StatusOr<storage::AppendResult> appended =
-            log.AppendReplicated(batch.data(), batch.base_offset());
-        if (!appended.ok()) {
-          LOG(WARNING) << "appending a replicated batch to " << Name(key) << " at "
-                       << batch.base_offset() << ": " << appended.status();
+        batches.emplace_back(batch.base_offset(), batch.data());
+      }
+      if (!batches.empty()) {
+        absl::StatusOr<int64_t> end = log.AppendReplicatedBatches(std::move(batches));
+        if (!end.ok()) {
+          LOG(WARNING) << "appending replicated batches to " << Name(key) << ": "
+                       << end.status();
           any_error = true;
-          break;
         }
       }
       const int64_t hw = std::min(data.high_watermark(), log.log_end_offset());

@@ -139,6 +139,9 @@ class ReplicaManager {
   const ReplicaManagerOptions options_;
   const ReplicaManagerHooks hooks_;
 
+  // Held by a fetcher while it writes to a followed partition, and by
+  // OnMetadata while it changes roles. Taken before mu_, never after.
+  absl::Mutex apply_mu_ ABSL_ACQUIRED_BEFORE(mu_);
   mutable absl::Mutex mu_;
   std::map<Key, Led> led_ ABSL_GUARDED_BY(mu_);
   std::map<Key, Followed> followed_ ABSL_GUARDED_BY(mu_);

@@ -213,6 +213,8 @@ class PartitionLogImpl final : public PartitionLog {
   absl::StatusOr<AppendResult> Append(std::string batch) override;
   absl::StatusOr<AppendResult> AppendReplicated(std::string batch,
                                                 int64_t base_offset) override;
+  absl::StatusOr<int64_t> AppendReplicatedBatches(
+      std::vector<std::pair<int64_t, std::string>> batches) override;
   absl::StatusOr<int64_t> TruncateTo(int64_t offset) override;
   absl::StatusOr<std::vector<StoredBatch>> Read(int64_t offset,
                                                 size_t max_bytes) override;
@@ -378,6 +380,10 @@ class StoreCore : public std::enable_shared_from_this<StoreCore> {
   absl::StatusOr<AppendResult> SubmitAppend(
       PartitionLogImpl* partition, absl::string_view batch,
       const BatchHeader& header, std::optional<int64_t> expected_base);
+
+  // Queues `writers` together, consecutively, and returns when all are done.
+  // Results are in each writer.
+  absl::Status SubmitAppends(PartitionLogImpl* partition, std::vector<Writer>& writers);
 
  private:
   friend class PartitionLogImpl;
@@ -738,6 +744,21 @@ absl::StatusOr<AppendResult> StoreCore::SubmitAppend(
   while (!w.done && queue_.front() != &w) w.cv.Wait(&queue_mu_);
   if (!w.done) LeadGroup();
   return w.result;
+}
+
+absl::Status StoreCore::SubmitAppends(PartitionLogImpl* partition,
+                                      std::vector<Writer>& writers) {
+  absl::MutexLock l(&queue_mu_);
+  if (closing_) return absl::UnavailableError("log store is closing");
+  if (Liveness live = partition->liveness(); live != Liveness::kLive) {
+    return partition->GoneError(live);
+  }
+  for (Writer& w : writers) queue_.push_back(&w);
+  for (Writer& w : writers) {
+    while (!w.done && queue_.front() != &w) w.cv.Wait(&queue_mu_);
+    if (!w.done) LeadGroup();
+  }
+  return absl::OkStatus();
 }
 
 void StoreCore::LeadGroup() {
@@ -1138,6 +1159,28 @@ absl::StatusOr<AppendResult> PartitionLogImpl::AppendReplicated(
   RETURN_IF_ERROR(ValidateBatch(batch));
   ASSIGN_OR_RETURN(BatchHeader header, ParseBatchHeader(batch));
   return core_->SubmitAppend(this, batch, header, base_offset);
+}
+
+absl::StatusOr<int64_t> PartitionLogImpl::AppendReplicatedBatches(
+    std::vector<std::pair<int64_t, std::string>> batches) {
+  std::vector<Writer> writers(batches.size());
+  for (size_t i = 0; i < batches.size(); ++i) {
+    RETURN_IF_ERROR(ValidateBatch(batches[i].second));
+    ASSIGN_OR_RETURN(BatchHeader header, ParseBatchHeader(batches[i].second));
+    writers[i].partition = this;
+    writers[i].batch = batches[i].second;
+    writers[i].record_count = header.record_count;
+    writers[i].leader_epoch = header.leader_epoch;
+    writers[i].expected_base = batches[i].first;
+  }
+  if (writers.empty()) return log_end_offset();
+  RETURN_IF_ERROR(core_->SubmitAppends(this, writers));
+  int64_t end = log_end_offset();
+  for (Writer& w : writers) {
+    if (!w.result.ok()) return w.result.status();
+    end = w.result->last_offset + 1;
+  }
+  return end;
 }
 
 absl::StatusOr<int64_t> PartitionLogImpl::TruncateTo(int64_t offset) {

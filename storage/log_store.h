@@ -147,6 +147,15 @@ class PartitionLog {
   virtual absl::StatusOr<AppendResult> AppendReplicated(
       std::string batch, int64_t base_offset) = 0;
 
+  // Several follower appends, in order, queued together so that the store's
+  // group commit writes them with one WAL write and one fsync (a follower
+  // catching up would otherwise pay one fsync per batch). `batches` holds
+  // (base_offset, batch) pairs at consecutive offsets. Each behaves as
+  // AppendReplicated; the result is the first failure (the batches before it
+  // are appended, none after it), or the new log end offset.
+  virtual absl::StatusOr<int64_t> AppendReplicatedBatches(
+      std::vector<std::pair<int64_t, std::string>> batches) = 0;
+
   // Removes every record at or above `offset`, for a follower whose log
   // diverged from the new leader's (see LeaderEpochCache::EndOffsetFor).
   // Batches are removed whole: if `offset` falls inside a batch, that batch

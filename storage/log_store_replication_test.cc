@@ -153,6 +153,22 @@ TEST_F(ReplicaLogTest, AppendReplicatedStoresTheLeadersBytesAtTheLogEnd) {
   EXPECT_EQ(log_->LatestEpoch(), 4);
 }
 
+TEST_F(ReplicaLogTest, AppendReplicatedBatchesShareOneWriteAndStopAtAMismatch) {
+  const uint64_t writes_before = store_->stats().rocksdb_writes;
+  absl::StatusOr<int64_t> end = log_->AppendReplicatedBatches(
+      {{0, MakeBatch(1, "a", 2)}, {2, MakeBatch(1, "b", 3)}, {5, MakeBatch(2, "c", 1)}});
+  ASSERT_TRUE(end.ok()) << end.status();
+  EXPECT_EQ(*end, 6);
+  EXPECT_EQ(log_->log_end_offset(), 6);
+  EXPECT_EQ(store_->stats().rocksdb_writes, writes_before + 1);  // one group commit
+  EXPECT_EQ(log_->LatestEpoch(), 2);
+  // A gap in the middle: the batches before it land, none after it.
+  end = log_->AppendReplicatedBatches(
+      {{6, MakeBatch(2, "d", 1)}, {9, MakeBatch(2, "gap", 1)}, {10, MakeBatch(2, "e", 1)}});
+  EXPECT_EQ(end.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(log_->log_end_offset(), 7);
+}
+
 TEST_F(ReplicaLogTest, AppendReplicatedAtAnotherOffsetIsRefused) {
   ASSERT_TRUE(log_->AppendReplicated(MakeBatch(0, "a", 3), 0).ok());
   for (int64_t wrong : {0L, 2L, 4L, 100L, -1L}) {
