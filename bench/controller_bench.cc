@@ -66,6 +66,7 @@
 #include <thread>
 #include <vector>
 
+#include "bench/machine_stats.h"
 #include "absl/random/random.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -144,17 +145,6 @@ std::string ReadFirstLine(const std::string& path) {
   return line;
 }
 
-std::string CpuModel() {
-  std::ifstream in("/proc/cpuinfo");
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.rfind("model name", 0) == 0) {
-      size_t colon = line.find(':');
-      if (colon != std::string::npos) return line.substr(colon + 2);
-    }
-  }
-  return "unknown CPU";
-}
 
 std::string FilesystemType(const std::string& path) {
   struct statfs st;
@@ -175,30 +165,6 @@ std::string FilesystemType(const std::string& path) {
   }
 }
 
-std::string LoadAverage() {
-  std::string line = ReadFirstLine("/proc/loadavg");
-  std::vector<std::string> parts = absl::StrSplit(line, ' ');
-  if (parts.size() < 3) return line;
-  return absl::StrCat(parts[0], " ", parts[1], " ", parts[2]);
-}
-
-// CPU seconds (user + system) a process has used, from /proc/<pid>/stat; 0
-// when it is gone.
-double ProcessCpuSeconds(pid_t pid) {
-  std::string line = ReadFirstLine(absl::StrCat("/proc/", pid, "/stat"));
-  // Fields after the command name, which is in parentheses and may hold
-  // spaces: state is field 3, utime field 14, stime field 15.
-  size_t paren = line.rfind(')');
-  if (paren == std::string::npos) return 0;
-  std::istringstream in(line.substr(paren + 2));
-  std::string field;
-  int64_t utime = 0, stime = 0;
-  for (int i = 3; i <= 15 && in >> field; ++i) {
-    if (i == 14) utime = std::atoll(field.c_str());
-    if (i == 15) stime = std::atoll(field.c_str());
-  }
-  return static_cast<double>(utime + stime) / sysconf(_SC_CLK_TCK);
-}
 
 // CPU seconds used so far by the servers, by this process (the clients) and
 // by the whole machine.
@@ -210,23 +176,9 @@ struct CpuSample {
 
 CpuSample SampleCpu(const std::vector<pid_t>& servers) {
   CpuSample s;
-  for (pid_t pid : servers) s.servers += ProcessCpuSeconds(pid);
-  rusage usage;
-  getrusage(RUSAGE_SELF, &usage);
-  s.self = usage.ru_utime.tv_sec + usage.ru_stime.tv_sec +
-           (usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1e6;
-  // First line of /proc/stat: "cpu user nice system idle iowait irq softirq
-  // steal ..." in clock ticks; busy = everything but idle and iowait.
-  std::ifstream in("/proc/stat");
-  std::string label;
-  in >> label;
-  int64_t busy = 0;
-  for (int i = 0; i < 8; ++i) {
-    int64_t v = 0;
-    if (!(in >> v)) break;
-    if (i != 3 && i != 4) busy += v;
-  }
-  s.machine = static_cast<double>(busy) / sysconf(_SC_CLK_TCK);
+  for (pid_t pid : servers) s.servers += bench::ProcessCpuSeconds(pid);
+  s.self = bench::SelfCpuSeconds();
+  s.machine = bench::MachineCpuSeconds();
   return s;
 }
 
@@ -1298,8 +1250,8 @@ int Main(int argc, char** argv) {
       "then %d writes from %d concurrent clients; order %s\n",
       absl::FormatTime("%Y-%m-%d %H:%M:%S %Z", absl::Now(),
                        absl::UTCTimeZone()),
-      std::thread::hardware_concurrency(), CpuModel(), root,
-      FilesystemType(root), LoadAverage(), config.replication_factor,
+      std::thread::hardware_concurrency(), bench::CpuModel(), root,
+      FilesystemType(root), bench::LoadAverage(), config.replication_factor,
       sample_value.size(), sample_key.size(), sample_value.size(),
       config.warmup_ops, config.ops, config.ops, config.clients, config.order);
   std::cout.flush();
@@ -1347,7 +1299,7 @@ int Main(int argc, char** argv) {
     std::cout << "\nRatios: Fjord / etcd, so above 1 means Fjord's latency is "
                  "higher or its throughput higher; below 1 the opposite.\n";
   }
-  std::cout << "\nload average at end: " << LoadAverage() << "\n";
+  std::cout << "\nload average at end: " << bench::LoadAverage() << "\n";
   if (config.keep_logs) {
     std::cout << "logs and data kept in " << root << "\n";
   } else {

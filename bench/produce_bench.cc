@@ -54,6 +54,7 @@
 #include <thread>
 #include <vector>
 
+#include "bench/machine_stats.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
@@ -143,22 +144,8 @@ struct CpuTimes {
 
 CpuTimes SampleCpu() {
   CpuTimes t;
-  rusage usage;
-  getrusage(RUSAGE_SELF, &usage);
-  t.process = usage.ru_utime.tv_sec + usage.ru_stime.tv_sec +
-              (usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1e6;
-  // First line of /proc/stat: "cpu user nice system idle iowait irq softirq
-  // steal ..." in clock ticks; busy = everything but idle and iowait.
-  std::ifstream in("/proc/stat");
-  std::string label;
-  in >> label;
-  int64_t busy = 0;
-  for (int i = 0; i < 8; ++i) {
-    int64_t v = 0;
-    if (!(in >> v)) break;
-    if (i != 3 && i != 4) busy += v;
-  }
-  t.machine = static_cast<double>(busy) / sysconf(_SC_CLK_TCK);
+  t.process = bench::SelfCpuSeconds();
+  t.machine = bench::MachineCpuSeconds();
   return t;
 }
 
@@ -618,26 +605,7 @@ struct PolicyResults {
       rocks_read_decode;
 };
 
-std::string CpuModel() {
-  std::ifstream in("/proc/cpuinfo");
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.rfind("model name", 0) == 0) {
-      size_t colon = line.find(':');
-      if (colon != std::string::npos) return line.substr(colon + 2);
-    }
-  }
-  return "unknown";
-}
 
-// The 1, 5 and 15 minute load averages: other work on the machine skews
-// figures.
-std::string LoadAverage() {
-  std::ifstream in("/proc/loadavg");
-  std::string one, five, fifteen;
-  in >> one >> five >> fifteen;
-  return absl::StrCat(one, " ", five, " ", fifteen);
-}
 
 std::string FilesystemType(const std::string& path) {
   struct statfs fs;
@@ -870,12 +838,12 @@ int Main(int argc, char** argv) {
       "tuning: %s\n",
       absl::FormatTime("%Y-%m-%d %H:%M:%S %Z", absl::Now(),
                        absl::UTCTimeZone()),
-      std::thread::hardware_concurrency(), CpuModel(), root,
+      std::thread::hardware_concurrency(), bench::CpuModel(), root,
       FilesystemType(root), config.producers, config.partitions,
       config.batch_records, config.record_bytes,
       config.batch_records * config.record_bytes / 1024, config.duration_s,
       config.warmup_s, config.fetch_max_bytes, config.rocksdb_tuning);
-  std::cout << "- load average at start: " << LoadAverage() << "\n";
+  std::cout << "- load average at start: " << bench::LoadAverage() << "\n";
   std::cout.flush();
 
   int exit_code = 0;
@@ -897,7 +865,7 @@ int Main(int argc, char** argv) {
     }
     std::cout.flush();
   }
-  std::cout << "\nload average at end: " << LoadAverage() << "\n";
+  std::cout << "\nload average at end: " << bench::LoadAverage() << "\n";
   std::error_code ec;
   std::filesystem::remove_all(root, ec);
   if (ec) {

@@ -45,6 +45,7 @@
 #include <thread>
 #include <vector>
 
+#include "bench/machine_stats.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/numbers.h"
@@ -119,45 +120,6 @@ double QuantileMs(const std::vector<int64_t>& sorted, double q) {
 // ---------------------------------------------------------------------------
 // CPU accounting: this process, and every server process of a cluster.
 
-// utime + stime of one process in seconds; 0 when it is gone.
-double ProcessCpuSeconds(pid_t pid) {
-  std::ifstream in(absl::StrCat("/proc/", pid, "/stat"));
-  std::string stat((std::istreambuf_iterator<char>(in)),
-                   std::istreambuf_iterator<char>());
-  size_t paren = stat.rfind(')');
-  if (paren == std::string::npos) return 0;
-  // Fields after the command: state is field 3; utime and stime are 14, 15.
-  std::vector<std::string> fields;
-  size_t pos = paren + 2;
-  while (pos < stat.size() && fields.size() < 13) {
-    size_t space = stat.find(' ', pos);
-    if (space == std::string::npos) space = stat.size();
-    fields.push_back(stat.substr(pos, space - pos));
-    pos = space + 1;
-  }
-  if (fields.size() < 13) return 0;
-  int64_t utime = 0, stime = 0;
-  if (!absl::SimpleAtoi(fields[11], &utime) ||
-      !absl::SimpleAtoi(fields[12], &stime)) {
-    return 0;
-  }
-  return static_cast<double>(utime + stime) / sysconf(_SC_CLK_TCK);
-}
-
-// Busy seconds of the whole machine (all but idle and iowait).
-double MachineCpuSeconds() {
-  std::ifstream in("/proc/stat");
-  std::string label;
-  in >> label;
-  int64_t busy = 0;
-  for (int i = 0; i < 8; ++i) {
-    int64_t v = 0;
-    if (!(in >> v)) break;
-    if (i != 3 && i != 4) busy += v;
-  }
-  return static_cast<double>(busy) / sysconf(_SC_CLK_TCK);
-}
-
 struct CpuSample {
   double bench = 0;
   double brokers = 0;
@@ -167,13 +129,13 @@ struct CpuSample {
 
 CpuSample SampleCpu(const testing::Cluster& cluster) {
   CpuSample s;
-  s.bench = ProcessCpuSeconds(getpid());
+  s.bench = bench::ProcessCpuSeconds(getpid());
   for (const testing::NodeInfo& node : cluster.nodes()) {
-    double cpu = node.pid > 0 ? ProcessCpuSeconds(node.pid) : 0;
+    double cpu = node.pid > 0 ? bench::ProcessCpuSeconds(node.pid) : 0;
     (node.role == testing::NodeRole::kBroker ? s.brokers : s.controllers) +=
         cpu;
   }
-  s.machine = MachineCpuSeconds();
+  s.machine = bench::MachineCpuSeconds();
   return s;
 }
 
@@ -757,24 +719,7 @@ std::string Ratio(double replicated, double single) {
   return absl::StrFormat("%.2f", replicated / single);
 }
 
-std::string CpuModel() {
-  std::ifstream in("/proc/cpuinfo");
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.rfind("model name", 0) == 0) {
-      size_t colon = line.find(':');
-      if (colon != std::string::npos) return line.substr(colon + 2);
-    }
-  }
-  return "unknown";
-}
 
-std::string LoadAverage() {
-  std::ifstream in("/proc/loadavg");
-  std::string one, five, fifteen;
-  in >> one >> five >> fifteen;
-  return absl::StrCat(one, " ", five, " ", fifteen);
-}
 
 void PrintTable(const Config& config, const TopologyResults& single,
                 const TopologyResults& repl) {
@@ -976,10 +921,10 @@ int Main(int argc, char** argv) {
       "fsync=%s\n- load average at start: %s\n",
       absl::FormatTime("%Y-%m-%d %H:%M:%S %Z", absl::Now(),
                        absl::UTCTimeZone()),
-      std::thread::hardware_concurrency(), CpuModel(), root, config.producers,
+      std::thread::hardware_concurrency(), bench::CpuModel(), root, config.producers,
       config.partitions, config.batch_records, config.record_bytes,
       config.duration_s, config.warmup_s, config.e2e_rate,
-      config.e2e_duration_s, config.fsync, LoadAverage());
+      config.e2e_duration_s, config.fsync, bench::LoadAverage());
   std::cout.flush();
 
   const Clock::time_point t0 = Clock::now();
@@ -994,7 +939,7 @@ int Main(int argc, char** argv) {
   }
   PrintTable(config, single, replicated);
   std::cout << absl::StrFormat("\nwhole run: %.0f s; load average at end: %s\n",
-                               Seconds(Clock::now() - t0), LoadAverage());
+                               Seconds(Clock::now() - t0), bench::LoadAverage());
   std::error_code ec;
   std::filesystem::remove_all(root, ec);
   if (ec) {

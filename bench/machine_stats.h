@@ -1,0 +1,31 @@
+// What the benchmarks read off the machine they run on (all from /proc), so
+// every figure is printed with its context.
+#ifndef FJORD_BENCH_MACHINE_STATS_H_
+#define FJORD_BENCH_MACHINE_STATS_H_
+
+#include <sys/types.h>
+
+#include <string>
+
+namespace fjord::bench {
+
+// The CPU's "model name" from /proc/cpuinfo, or "unknown".
+std::string CpuModel();
+
+// The 1, 5 and 15 minute load averages ("0.12 0.30 0.45"): other work on the
+// machine skews figures.
+std::string LoadAverage();
+
+// CPU seconds (user + system) process `pid` has used; 0 when it is gone.
+double ProcessCpuSeconds(pid_t pid);
+
+// CPU seconds this process has used (getrusage).
+double SelfCpuSeconds();
+
+// Busy CPU seconds of the whole machine since boot: every state in the first
+// line of /proc/stat except idle and iowait.
+double MachineCpuSeconds();
+
+}  // namespace fjord::bench
+
+#endif  // FJORD_BENCH_MACHINE_STATS_H_
