@@ -186,11 +186,18 @@ absl::StatusOr<std::unique_ptr<Broker>> Broker::Start(const BrokerOptions& optio
   broker->replicas_ =
       std::make_unique<ReplicaManager>(options.node_id, replica_options, std::move(hooks));
   ReplicaManager* rm = broker->replicas_.get();
-  broker->cluster_->set_on_metadata(
-      [rm](const ClusterMetadata::TopicTable& topics,
-           const std::map<int32_t, std::string>& addresses,
-           const controller::MetadataImage& image) { rm->OnMetadata(topics, addresses, image); });
   ctx.replicas = rm;
+  broker->groups_ = std::make_unique<GroupCoordinator>(ctx, options.groups);
+  GroupCoordinator* gc = broker->groups_.get();
+  broker->cluster_->set_on_metadata(
+      [rm, gc](const ClusterMetadata::TopicTable& topics,
+               const std::map<int32_t, std::string>& addresses,
+               const controller::MetadataImage& image) {
+        // Replicas first: the coordinator writes to partitions it has just
+        // started to lead.
+        rm->OnMetadata(topics, addresses, image);
+        gc->OnMetadata(topics);
+      });
   broker->produce_ = std::make_unique<ProduceServiceImpl>(ctx);
   broker->fetch_ = std::make_unique<FetchServiceImpl>(ctx);
   broker->metadata_service_ = std::make_unique<MetadataServiceImpl>(ctx);
@@ -199,6 +206,7 @@ absl::StatusOr<std::unique_ptr<Broker>> Broker::Start(const BrokerOptions& optio
   builder.RegisterService(broker->fetch_.get());
   builder.RegisterService(broker->metadata_service_.get());
   builder.RegisterService(broker->admin_.get());
+  builder.RegisterService(broker->groups_.get());
   builder.RegisterService(broker->replicas_->service());
 
   {
@@ -301,6 +309,7 @@ void Broker::Shutdown() {
     server_->Wait();
   }
   produce_.reset();  // drains pending acks=0 appends
+  if (groups_ != nullptr) groups_->Stop();
   if (replicas_ != nullptr) replicas_->Stop();
   cluster_.reset();
   if (controller_ != nullptr) controller_->Shutdown(/*transfer_leadership=*/false);

@@ -9,6 +9,7 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "broker/cluster_metadata.h"
+#include "broker/group_coordinator.h"
 #include "broker/replica_manager.h"
 #include "controller/controller_node.h"
 #include "broker/services.h"
@@ -35,6 +36,8 @@ struct BrokerOptions {
   Limits limits;
   // replica.lag.time.max.ms: a follower behind for longer leaves the ISR.
   absl::Duration replica_lag_time_max = absl::Seconds(10);
+  // Consumer groups: __consumer_offsets and session bounds.
+  GroupCoordinatorOptions groups;
 };
 
 class Broker {
@@ -76,6 +79,7 @@ class Broker {
   std::unique_ptr<FetchServiceImpl> fetch_;
   std::unique_ptr<MetadataServiceImpl> metadata_service_;
   std::unique_ptr<AdminServiceImpl> admin_;
+  std::unique_ptr<GroupCoordinator> groups_;
   std::unique_ptr<grpc::Server> server_;
   int port_ = 0;
   bool stopped_ = false;

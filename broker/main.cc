@@ -41,6 +41,22 @@ int main(int argc, char** argv) {
             "a follower that has not caught up for this long leaves the ISR");
   flags.Int("max-batch-bytes", &max_batch_bytes,
             "largest produce request in bytes");
+  int64_t offsets_partitions = options.groups.offsets_topic_partitions;
+  int64_t offsets_rf = options.groups.offsets_topic_replication_factor;
+  int64_t session_ms = options.groups.limits.default_session_timeout_ms;
+  int64_t min_session_ms = options.groups.limits.min_session_timeout_ms;
+  int64_t max_session_ms = options.groups.limits.max_session_timeout_ms;
+  flags.Int("offsets-topic-partitions", &offsets_partitions,
+            "partitions of __consumer_offsets when this broker creates it");
+  flags.Int("offsets-topic-replication-factor", &offsets_rf,
+            "replication factor of __consumer_offsets when this broker creates it; 0 "
+            "means min(3, brokers)");
+  flags.Int("group-session-timeout-ms", &session_ms,
+            "a group member's session timeout when it asks for none");
+  flags.Int("group-min-session-timeout-ms", &min_session_ms,
+            "smallest session timeout a group member may ask for");
+  flags.Int("group-max-session-timeout-ms", &max_session_ms,
+            "largest session timeout a group member may ask for");
 
   std::vector<std::string> args(argv + 1, argv + argc);
   absl::Status parsed = flags.Parse(args);
@@ -66,6 +82,23 @@ int main(int argc, char** argv) {
   options.limits.max_batch_bytes = max_batch_bytes;
   if (replica_lag_ms < 100) return fail("--replica-lag-time-max-ms must be at least 100");
   options.replica_lag_time_max = absl::Milliseconds(replica_lag_ms);
+  if (offsets_partitions < 1 || offsets_partitions > 1000) {
+    return fail("--offsets-topic-partitions must be from 1 to 1000");
+  }
+  if (offsets_rf < 0 || offsets_rf > 16) {
+    return fail("--offsets-topic-replication-factor must be from 0 to 16");
+  }
+  if (min_session_ms < 100 || max_session_ms > 3600000 || min_session_ms > max_session_ms ||
+      session_ms < min_session_ms || session_ms > max_session_ms) {
+    return fail(
+        "group session timeouts: need 100 <= --group-min-session-timeout-ms <= "
+        "--group-session-timeout-ms <= --group-max-session-timeout-ms <= 3600000");
+  }
+  options.groups.offsets_topic_partitions = static_cast<int32_t>(offsets_partitions);
+  options.groups.offsets_topic_replication_factor = static_cast<int32_t>(offsets_rf);
+  options.groups.limits.default_session_timeout_ms = static_cast<int32_t>(session_ms);
+  options.groups.limits.min_session_timeout_ms = static_cast<int32_t>(min_session_ms);
+  options.groups.limits.max_session_timeout_ms = static_cast<int32_t>(max_session_ms);
 
   // Handle SIGTERM/SIGINT on this thread only: block them before any other thread
   // starts, so every thread inherits the mask, then wait for them below.

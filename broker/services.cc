@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "broker/errors.h"
@@ -13,6 +14,16 @@ namespace fjord::broker {
 namespace {
 
 using fjord::v1::ErrorInfo;
+
+// Topics whose names start with "__" belong to the broker (__consumer_offsets):
+// clients may read them but not write, create or delete them.
+bool IsInternalTopic(absl::string_view name) { return absl::StartsWith(name, "__"); }
+
+absl::Status InternalTopicError(absl::string_view name, absl::string_view what) {
+  return MakeError(absl::StatusCode::kInvalidArgument, ErrorInfo::INVALID_TOPIC_NAME,
+                   absl::StrCat("topic ", name, " is internal (names starting with \"__\" "
+                                "are reserved for the broker); it cannot be ", what));
+}
 
 absl::Status ShuttingDown() {
   return MakeError(absl::StatusCode::kUnavailable, ErrorInfo::SHUTTING_DOWN,
@@ -118,6 +129,7 @@ absl::Status ProduceServiceImpl::DoProduce(const fjord::v1::ProduceRequest& req,
                                            absl::Time deadline,
                                            fjord::v1::ProduceResponse* response) {
   if (ctx_.shutting_down->load()) return ShuttingDown();
+  if (IsInternalTopic(req.topic())) return InternalTopicError(req.topic(), "produced to");
   ASSIGN_OR_RETURN(PartitionHandle handle,
                    ctx_.metadata->Lookup(req.topic(), req.partition()));
   if (!fjord::v1::Acks_IsValid(req.acks())) {
@@ -336,6 +348,9 @@ grpc::Status MetadataServiceImpl::Metadata(grpc::ServerContext* context,
     return grpc::Status::OK;
   }
   std::vector<std::string> names(request->topics().begin(), request->topics().end());
+  for (const std::string& name : names) {
+    if (IsInternalTopic(name)) return ToGrpcStatus(InternalTopicError(name, "deleted"));
+  }
   std::sort(names.begin(), names.end());
   names.erase(std::unique(names.begin(), names.end()), names.end());
   for (const std::string& name : names) {
@@ -362,6 +377,11 @@ grpc::Status AdminServiceImpl::CreateTopics(
   }
   std::vector<fjord::v1::NewTopic> topics(request->topics().begin(),
                                           request->topics().end());
+  for (const fjord::v1::NewTopic& t : topics) {
+    if (IsInternalTopic(t.name())) {
+      return ToGrpcStatus(InternalTopicError(t.name(), "created by clients"));
+    }
+  }
   absl::StatusOr<std::vector<fjord::v1::TopicInfo>> created =
       ctx_.metadata->CreateTopics(topics, request->validate_only());
   if (!created.ok()) return ToGrpcStatus(created.status());

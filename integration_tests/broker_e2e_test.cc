@@ -36,6 +36,7 @@
 #include "grpcpp/grpcpp.h"
 #include "gtest/gtest.h"
 #include "integration_tests/broker_fixture.h"
+#include "integration_tests/grpc_assertions.h"
 #include "integration_tests/process.h"
 
 namespace fjord::testing {
@@ -43,111 +44,6 @@ namespace {
 
 using ::fjord::v1::ErrorInfo;
 using ::fjord::v1::ListOffsetsRequest;
-
-// ---------------------------------------------------------------------------
-// Status helpers
-
-absl::Status StatusOf(const absl::Status& s) { return s; }
-template <typename T>
-absl::Status StatusOf(const absl::StatusOr<T>& s) {
-  return s.status();
-}
-
-#define ASSERT_OK(expr)                                             \
-  do {                                                              \
-    const absl::Status fjord_s_ = ::fjord::testing::StatusOf(expr); \
-    ASSERT_TRUE(fjord_s_.ok()) << #expr << ": " << fjord_s_;        \
-  } while (false)
-
-std::string GrpcToString(const grpc::Status& s) {
-  return absl::StrCat("code ", s.error_code(), " \"", s.error_message(), "\"");
-}
-
-#define ASSERT_GRPC_OK(expr)                                               \
-  do {                                                                     \
-    const grpc::Status fjord_g_ = (expr);                                  \
-    ASSERT_TRUE(fjord_g_.ok()) << #expr << ": " << GrpcToString(fjord_g_); \
-  } while (false)
-
-#define EXPECT_GRPC_OK(expr)                                               \
-  do {                                                                     \
-    const grpc::Status fjord_g_ = (expr);                                  \
-    EXPECT_TRUE(fjord_g_.ok()) << #expr << ": " << GrpcToString(fjord_g_); \
-  } while (false)
-
-// Deadline of every unary RPC the tests make.
-constexpr absl::Duration kRpcTimeout = absl::Seconds(10);
-
-void SetDeadline(grpc::ClientContext* ctx, absl::Duration d) {
-  ctx->set_deadline(absl::ToChronoTime(absl::Now() + d));
-}
-
-// The fjord.v1.ErrorInfo in a failed status's google.rpc.Status details.
-std::optional<ErrorInfo> ErrorInfoOf(const grpc::Status& s) {
-  google::rpc::Status details;
-  if (s.error_details().empty() ||
-      !details.ParseFromString(s.error_details())) {
-    return std::nullopt;
-  }
-  for (const google::protobuf::Any& any : details.details()) {
-    ErrorInfo info;
-    if (any.Is<ErrorInfo>() && any.UnpackTo(&info)) return info;
-  }
-  return std::nullopt;
-}
-
-// What a rejection must look like.
-struct Rejection {
-  grpc::StatusCode code;
-  // Acceptable ErrorInfo reasons; empty when the status need not carry one
-  // (e.g. limits enforced by gRPC itself).
-  std::set<ErrorInfo::Reason> reasons;
-  // Substrings the message must contain (topic name, offset, ...).
-  std::vector<std::string> mentions;
-};
-
-// Whether `s` is the rejection `want` describes, with a readable message.
-::testing::AssertionResult IsRejected(const grpc::Status& s,
-                                      const Rejection& want) {
-  if (s.ok()) return ::testing::AssertionFailure() << "the call succeeded";
-  if (s.error_code() != want.code) {
-    return ::testing::AssertionFailure()
-           << "code " << s.error_code() << ", want " << want.code << " ("
-           << GrpcToString(s) << ")";
-  }
-  const std::string& m = s.error_message();
-  if (m.size() < 10) {
-    return ::testing::AssertionFailure()
-           << "message too short: \"" << m << "\"";
-  }
-  for (unsigned char c : m) {
-    if (c < 0x20 || c == 0x7f) {
-      return ::testing::AssertionFailure()
-             << "message has control characters: \"" << m << "\"";
-    }
-  }
-  for (const std::string& mention : want.mentions) {
-    if (!absl::StrContains(m, mention)) {
-      return ::testing::AssertionFailure()
-             << "message \"" << m << "\" does not mention \"" << mention
-             << "\"";
-    }
-  }
-  if (!want.reasons.empty()) {
-    std::optional<ErrorInfo> info = ErrorInfoOf(s);
-    if (!info.has_value()) {
-      return ::testing::AssertionFailure()
-             << "no fjord.v1.ErrorInfo in the status details ("
-             << GrpcToString(s) << ")";
-    }
-    if (want.reasons.count(info->reason()) == 0) {
-      return ::testing::AssertionFailure()
-             << "ErrorInfo reason " << ErrorInfo::Reason_Name(info->reason())
-             << " is not the expected one (" << GrpcToString(s) << ")";
-    }
-  }
-  return ::testing::AssertionSuccess();
-}
 
 // ---------------------------------------------------------------------------
 // Raw gRPC access to one broker.
