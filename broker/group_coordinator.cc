@@ -449,7 +449,12 @@ absl::StatusOr<fjord::v1::FindCoordinatorResponse> GroupCoordinator::DoFindCoord
       LOG(INFO) << "created " << kOffsetsTopic << " with " << t.partitions()
                 << " partitions, replication factor " << rf;
     }
-    ASSIGN_OR_RETURN(topic, ctx_.metadata->GetTopic(kOffsetsTopic));
+    topic = ctx_.metadata->GetTopic(kOffsetsTopic);
+    if (!topic.ok()) {
+      // Another broker created it a moment ago and this one has not seen it yet.
+      return MakeError(absl::StatusCode::kUnavailable, ErrorInfo::NOT_COORDINATOR,
+                       absl::StrCat(kOffsetsTopic, " is being created; retry shortly"));
+    }
   }
   const int32_t p = OffsetsPartitionFor(req.group_id(), (*topic)->info.partitions_size());
   const int32_t leader = (*topic)->info.partitions(p).leader_id();

@@ -76,7 +76,10 @@ void ToProto(const Assignment& in,
 
 int32_t GroupMembership::HeartbeatIntervalMs(int32_t session_timeout_ms,
                                              const MembershipLimits& limits) {
-  return std::clamp(session_timeout_ms / 5, 100, limits.max_heartbeat_interval_ms);
+  // About ten heartbeats per session (Kafka: 5 s in a 45 s session), so a member
+  // that misses a few is not removed, and free partitions reach the others
+  // soon after a member expires.
+  return std::clamp(session_timeout_ms / 10, 100, limits.max_heartbeat_interval_ms);
 }
 
 absl::StatusOr<fjord::v1::GroupHeartbeatResponse> GroupMembership::Heartbeat(
