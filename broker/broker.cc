@@ -78,6 +78,17 @@ absl::StatusOr<std::unique_ptr<Broker>> Broker::Start(const BrokerOptions& optio
   // them live as long as the broker.
   ServiceContext ctx;
   ctx.limits = options.limits;
+  if (!options.planted_bug.empty()) {
+    if (options.planted_bug != "ack-before-replication") {
+      return absl::InvalidArgumentError(
+          absl::StrCat("FJORD_TESTING_PLANTED_BUG=", options.planted_bug,
+                       " is not a known planted bug (ack-before-replication)"));
+    }
+    LOG(ERROR) << "TESTING ONLY: planted bug " << options.planted_bug
+               << ": acks=all is acknowledged before followers have the batch; "
+                  "acknowledged records WILL be lost when a leader fails";
+    ctx.planted_ack_before_replication = true;
+  }
   ctx.shutting_down = &broker->shutting_down_;
 
   grpc::EnableDefaultHealthCheckService(true);

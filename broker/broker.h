@@ -38,6 +38,11 @@ struct BrokerOptions {
   absl::Duration replica_lag_time_max = absl::Seconds(10);
   // Consumer groups: __consumer_offsets and session bounds.
   GroupCoordinatorOptions groups;
+  // Testing only: a bug planted on purpose, to show that the chaos suite's
+  // checker catches it. Set from $FJORD_TESTING_PLANTED_BUG (there is no flag);
+  // "ack-before-replication" makes acks=all answer before followers have the
+  // batch. Empty (the default) plants nothing.
+  std::string planted_bug;
 };
 
 class Broker {

@@ -204,7 +204,7 @@ absl::Status ProduceServiceImpl::DoProduce(const fjord::v1::ProduceRequest& req,
   }
   ASSIGN_OR_RETURN(storage::AppendResult result, handle.log().Append(std::move(batch)));
   ctx_.replicas->OnLeaderAppend(handle);
-  if (acks == fjord::v1::ACKS_ALL) {
+  if (acks == fjord::v1::ACKS_ALL && !ctx_.planted_ack_before_replication) {
     RETURN_IF_ERROR(ctx_.replicas->WaitForCommit(handle, result.last_offset, deadline));
   }
   response->set_base_offset(result.base_offset);

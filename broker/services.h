@@ -46,6 +46,10 @@ struct ServiceContext {
   std::atomic<bool>* shutting_down = nullptr;
   // High watermarks, ISRs and acks=all waits.
   ReplicaManager* replicas = nullptr;
+  // A planted bug for the chaos suite's checker test (BrokerOptions::planted_bug):
+  // acks=all answers right after the leader's append, before any follower has
+  // the batch. Never set in production.
+  bool planted_ack_before_replication = false;
 };
 
 // Appends acks=0 batches off the request path. The queue is bounded: when it is

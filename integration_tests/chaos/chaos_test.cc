@@ -16,6 +16,7 @@
 #include <fstream>
 #include <iostream>
 #include <map>
+#include <optional>
 #include <memory>
 #include <string>
 #include <thread>
@@ -281,6 +282,107 @@ void RunQuickSuite(uint64_t seed, std::unique_ptr<Cluster>* cluster_out) {
                                 << f.target << ": " << f.note;
   }
   EXPECT_GT(result.acked, 0);
+}
+
+// The checker is shown to work: one partition (RF 3), its followers paused,
+// 20 acks=all records written, the leader SIGKILLed, the followers resumed and
+// the old leader restarted once another broker leads (or, when none can, after
+// it was fenced). With the planted bug (FJORD_TESTING_PLANTED_BUG=
+// ack-before-replication: acks=all answered right after the leader's append)
+// the followers never had the records and a clean election makes one of them
+// leader, so the checker must report them lost. Without it, the records are
+// acknowledged only once the ISR has shrunk to the leader (min.insync.replicas
+// is 1), no follower can be elected, and nothing is lost.
+CheckResult RunPausedFollowersScenario(bool planted_bug, std::unique_ptr<Cluster>* cluster_out) {
+  constexpr char kPlanted[] = "planted";
+  ClusterOptions o;
+  o.base_dir = absl::StrCat(std::getenv("TEST_TMPDIR"), "/planted-", planted_bug ? "bug" : "control");
+  std::filesystem::remove_all(o.base_dir);
+  o.controllers = 3;
+  o.brokers = 3;
+  o.broker_binary = Runfile("broker/fjord-broker");
+  o.controller_binary = Runfile("controller/fjord-controller");
+  o.cli_binary = Runfile("client/fjord");
+  o.controller_args = {"--session-timeout-ms=3000"};
+  o.broker_args = {"--replica-lag-time-max-ms=3000"};
+  if (planted_bug) o.env = {{"FJORD_TESTING_PLANTED_BUG", "ack-before-replication"}};
+  // WaitForLeaders expects kPartitions partitions; only partition 0 is used.
+  o.create_topics = absl::StrCat(kPlanted, ":", kPartitions, ":3");
+  o.start_timeout = absl::Seconds(30);
+  absl::StatusOr<std::unique_ptr<Cluster>> up = Cluster::Up(o);
+  EXPECT_TRUE(up.ok()) << up.status();
+  if (!up.ok()) return {};
+  *cluster_out = std::move(*up);
+  Cluster& cluster = **cluster_out;
+  std::map<int, std::string> brokers;
+  for (int id = 1; id <= cluster.brokers(); ++id) {
+    brokers[id] = cluster.Find(absl::StrCat("broker-", id))->address();
+  }
+  ChaosClient client(brokers);
+  EXPECT_TRUE(WaitForLeaders(client, {kPlanted}, /*full_isr=*/true, absl::Seconds(30)));
+  const std::optional<int> leader = client.Leader(kPlanted, 0);
+  EXPECT_TRUE(leader.has_value());
+  if (!leader.has_value()) return {};
+  const std::string leader_node = absl::StrCat("broker-", *leader);
+  std::vector<std::string> followers;
+  for (int id = 1; id <= 3; ++id) {
+    if (id != *leader) followers.push_back(absl::StrCat("broker-", id));
+  }
+  History history;
+  WorkloadOptions wo;
+  wo.max_attempts = 1;
+  Workload workload(&client, &history, wo);
+  const absl::Time started = absl::Now();
+  for (const std::string& f : followers) EXPECT_TRUE(cluster.Pause(f).ok()) << f;
+  for (int i = 0; i < 20; ++i) {
+    workload.ProduceWithRetries(0, kPlanted, 0, "", absl::StrCat("v", i));
+  }
+  EXPECT_TRUE(cluster.Kill(leader_node).ok());
+  for (const std::string& f : followers) EXPECT_TRUE(cluster.Resume(f).ok()) << f;
+  // Wait until the old leader no longer leads (another broker does, or the
+  // partition has none), so that its restart cannot simply resume leadership.
+  const absl::Time deadline = absl::Now() + absl::Seconds(20);
+  while (absl::Now() < deadline) {
+    absl::StatusOr<fjord::v1::TopicInfo> info = client.Describe(kPlanted);
+    if (info.ok() && info->partitions(0).leader_id() != *leader) break;
+    absl::SleepFor(absl::Milliseconds(100));  // poll interval
+  }
+  EXPECT_TRUE(cluster.Restart(leader_node).ok());
+  FaultRecord fault;
+  fault.kind = "pause-followers+kill-leader";
+  fault.target = leader_node;
+  fault.started = started;
+  fault.healed = absl::Now();
+  history.AddFault(fault);
+  EXPECT_TRUE(WaitForLeaders(client, {kPlanted}, /*full_isr=*/true, absl::Seconds(30)));
+  // One more write, so the heal's recovery is measured.
+  workload.ProduceWithRetries(0, kPlanted, 0, "", "after-heal");
+  FinalReads final_reads;
+  absl::StatusOr<FinalRead> read = ReadUntilStable(client, kPlanted, 0);
+  EXPECT_TRUE(read.ok()) << read.status();
+  if (read.ok()) final_reads[{kPlanted, 0}] = std::move(read->records);
+  const CheckResult result = Check(history.ops(), final_reads, history.faults());
+  std::cerr << result.Report();
+  std::cout << (planted_bug ? "planted bug ack-before-replication: " : "control: ")
+            << result.Summary(0, 1) << std::endl;
+  return result;
+}
+
+TEST_F(ChaosTest, CheckerCatchesAPlantedAckBeforeReplication) {
+  {
+    const CheckResult bug = RunPausedFollowersScenario(/*planted_bug=*/true, &cluster_);
+    EXPECT_GT(bug.acked, 0);
+    EXPECT_GT(bug.lost, 0) << "the checker missed acknowledged records lost to the planted bug";
+    EXPECT_FALSE(bug.valid());
+    if (cluster_ != nullptr) EXPECT_TRUE(cluster_->Down().ok());
+  }
+  {
+    const CheckResult control = RunPausedFollowersScenario(/*planted_bug=*/false, &cluster_);
+    EXPECT_GT(control.acked, 0);
+    EXPECT_EQ(control.lost, 0);
+    EXPECT_TRUE(control.valid());
+    if (cluster_ != nullptr) EXPECT_TRUE(cluster_->Down().ok());
+  }
 }
 
 TEST_F(ChaosTest, QuickSuiteLosesNothingAcknowledged) {

@@ -118,11 +118,13 @@ class Workload {
   // timeout plus a back-off).
   void Stop();
 
- private:
-  // Produces `value` until ok or max_attempts; records every attempt.
+  // Produces `value` until ok or max_attempts, on the caller's thread, as
+  // process `process`; records every attempt.
   void ProduceWithRetries(int process, const std::string& topic,
                           int32_t partition, const std::string& key,
                           const std::string& value);
+
+ private:
 
   ChaosClient* client_;
   History* history_;
