@@ -7,6 +7,16 @@ fjord/_stubs.py). Needs Debian's python3-grpcio and python3-protobuf (use
 tools/install-deps installs all of them.
 """
 
-from fjord.client import FjordConsumer, FjordProducer, ConsumedRecord, murmur2
+from fjord.client import (ConsumedRecord, FjordConsumer, FjordProducer,
+                          OffsetAndMetadata, TopicPartition, murmur2)
+from fjord.errors import (CommitFailedError, FjordError, IllegalStateError,
+                          NoOffsetForPartitionError)
 
-__all__ = ["FjordProducer", "FjordConsumer", "ConsumedRecord", "murmur2"]
+# kafka-python's names, so that its code carries over with only the import changed.
+KafkaConsumer = FjordConsumer
+KafkaProducer = FjordProducer
+
+__all__ = ["FjordProducer", "FjordConsumer", "KafkaProducer", "KafkaConsumer",
+           "ConsumedRecord", "TopicPartition", "OffsetAndMetadata", "murmur2",
+           "FjordError", "CommitFailedError", "IllegalStateError",
+           "NoOffsetForPartitionError"]

@@ -16,7 +16,7 @@ _OUT = os.path.dirname(_PACKAGE_DIR)
 _PROTO_ROOT = os.path.abspath(os.path.join(_OUT, "..", "..", "proto"))
 _PROTOS = ["fjord/v1/record.proto", "fjord/v1/produce.proto",
            "fjord/v1/fetch.proto", "fjord/v1/metadata.proto",
-           "fjord/v1/admin.proto"]
+           "fjord/v1/admin.proto", "fjord/v1/group.proto"]
 
 
 def _digest():
