@@ -7,6 +7,7 @@
 #include <set>
 
 #include "absl/strings/str_cat.h"
+#include "common/status_macros.h"
 #include "fjord/v1/fetch.grpc.pb.h"
 #include "glog/logging.h"
 
@@ -84,21 +85,33 @@ ConsumerRecord FromProto(const TopicPartition& tp,
 
 }  // namespace
 
+// Where a partition's reader starts.
+struct Consumer::Start {
+  // Absent: at an offset reset (when `reset`), or nowhere (kNone).
+  std::optional<int64_t> offset;
+  bool reset = true;
+  // The reset's target: the log start, else the high watermark.
+  bool earliest = false;
+  // `offset` is the group's committed offset: reset it (to `earliest`) when
+  // the leader says it lies outside the log.
+  bool from_committed = false;
+};
+
 // Owns one partition's Fetch stream and the thread reading it.
 class Consumer::Reader {
  public:
-  // Reads from `offset`, or from the ListOffsets EARLIEST (`earliest`) /
-  // LATEST answer when there is none.
+  // Reads from start.offset, or from the ListOffsets EARLIEST
+  // (start.earliest) / LATEST answer when there is none.
   Reader(std::shared_ptr<Cluster> cluster, const ConsumerOptions& options,
-         std::shared_ptr<Shared> shared, TopicPartition tp,
-         std::optional<int64_t> offset, bool earliest)
+         std::shared_ptr<Shared> shared, TopicPartition tp, const Start& start)
       : cluster_(std::move(cluster)),
         options_(options),
         shared_(std::move(shared)),
         tp_(std::move(tp)),
-        next_(offset.value_or(-1)),
-        needs_reset_(!offset.has_value()),
-        earliest_(earliest) {
+        next_(start.offset.value_or(-1)),
+        needs_reset_(!start.offset.has_value()),
+        earliest_(start.earliest),
+        reset_if_outside_(start.offset.has_value() && start.from_committed) {
     thread_ = std::thread([this] { Run(); });
   }
 
@@ -198,6 +211,30 @@ class Consumer::Reader {
     return false;
   }
 
+  // After OUT_OF_RANGE at a committed offset, before any record: when the
+  // leader confirms that next_ lies outside [log start, high watermark],
+  // moves next_ to the log start (earliest_) or the high watermark, as
+  // Kafka's auto.offset.reset does, and returns true.
+  bool ResetIfOutside() {
+    auto start = ListOffset(/*earliest=*/true);
+    auto end = ListOffset(/*earliest=*/false);
+    if (!start.ok() || !end.ok()) return false;
+    valid_up_to_ = std::max(valid_up_to_, *end);
+    if (next_ >= *start && next_ <= *end) return false;
+    const int64_t from = next_;
+    next_ = earliest_ ? *start : *end;
+    LOG(WARNING) << "[tp=" << tp_.ToString() << "] committed offset " << from
+                 << " is outside the log [" << *start << ", " << *end
+                 << "]; resetting to " << next_;
+    reset_if_outside_ = false;
+    absl::MutexLock lock(&shared_->mu);
+    if (stopping_flag_.load()) return false;
+    shared_->positions[tp_] = next_;
+    shared_->retrying.erase(tp_);
+    shared_->cv.SignalAll();
+    return true;
+  }
+
   // After OUT_OF_RANGE at next_: whether it is worth retrying. It is when a
   // leader already reported next_ as valid (so a new leader's high watermark
   // is probably still catching up), next_ is not below the log start, and this
@@ -248,6 +285,7 @@ class Consumer::Reader {
           got_any = true;
           backoff_ = options_.reconnect_backoff;
           out_of_range_since_.reset();
+          reset_if_outside_ = false;  // The committed offset is in the log.
         }
         if (!Deliver(response)) break;
       }
@@ -267,6 +305,10 @@ class Consumer::Reader {
       const absl::Status error(
           static_cast<absl::StatusCode>(status.error_code()),
           absl::StrCat(tp_.ToString(), ": ", status.error_message()));
+      if (status.error_code() == grpc::StatusCode::OUT_OF_RANGE &&
+          reset_if_outside_ && ResetIfOutside()) {
+        continue;
+      }
       if (status.error_code() == grpc::StatusCode::OUT_OF_RANGE &&
           OutOfRangeIsTransient()) {
         NoteRetrying(error);
@@ -315,6 +357,9 @@ class Consumer::Reader {
   int64_t next_;
   bool needs_reset_;
   const bool earliest_;
+  // next_ is a committed offset not yet confirmed by a fetch: reset it when
+  // the leader says it is outside the log.
+  bool reset_if_outside_;
   // The highest offset a leader reported as inside the log (a high watermark
   // or a ListOffsets answer).
   int64_t valid_up_to_ = -1;
@@ -339,6 +384,42 @@ absl::StatusOr<std::unique_ptr<Consumer>> Consumer::Create(
   if (options.buffer_max_records < 1 || options.max_poll_records < 1) {
     return absl::InvalidArgumentError("consumer buffer sizes must be positive");
   }
+  if (options.api_timeout <= absl::ZeroDuration()) {
+    return absl::InvalidArgumentError("api_timeout must be positive");
+  }
+  if (options.group_id.empty()) {
+    if (!options.group_instance_id.empty()) {
+      return absl::InvalidArgumentError("group_instance_id needs a group_id");
+    }
+  } else {
+    RETURN_IF_ERROR(ValidateGroupId(options.group_id));
+    if (options.group_instance_id.size() > 249) {
+      return absl::InvalidArgumentError(
+          "group_instance_id is longer than 249 characters");
+    }
+    if (options.assignor.empty()) options.assignor = "uniform";
+    if (options.assignor != "uniform" && options.assignor != "range") {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "unknown assignor '", options.assignor, "': want uniform or range"));
+    }
+    if (options.enable_auto_commit &&
+        options.auto_commit_interval <= absl::ZeroDuration()) {
+      return absl::InvalidArgumentError(
+          "auto_commit_interval must be positive");
+    }
+    if (options.session_timeout < absl::ZeroDuration() ||
+        options.session_timeout > absl::Milliseconds(INT32_MAX)) {
+      return absl::InvalidArgumentError(
+          "session_timeout must be zero (the broker's default) or a positive "
+          "number of milliseconds");
+    }
+    if (options.max_poll_interval <= absl::ZeroDuration()) {
+      return absl::InvalidArgumentError("max_poll_interval must be positive");
+    }
+    if (options.close_timeout < absl::ZeroDuration()) {
+      return absl::InvalidArgumentError("close_timeout must not be negative");
+    }
+  }
   return std::unique_ptr<Consumer>(
       new Consumer(std::move(cluster), std::move(options)));
 }
@@ -346,37 +427,100 @@ absl::StatusOr<std::unique_ptr<Consumer>> Consumer::Create(
 Consumer::Consumer(std::shared_ptr<Cluster> cluster, ConsumerOptions options)
     : cluster_(std::move(cluster)),
       options_(std::move(options)),
-      shared_(std::make_shared<Shared>()) {}
-
-Consumer::~Consumer() { Close(); }
-
-void Consumer::Close() {
-  for (auto& [tp, reader] : readers_) reader->stopping_flag_ = true;
-  for (auto& [tp, reader] : readers_) reader->Stop();
-  readers_.clear();
+      offsets_backoff_(options_.reconnect_backoff),
+      shared_(std::make_shared<Shared>()) {
+  if (options_.group_id.empty()) return;
+  GroupCoordinator::Options coordinator_options;
+  coordinator_options.retry_backoff =
+      std::min(options_.reconnect_backoff, absl::Milliseconds(100));
+  coordinator_options.retry_backoff_max = options_.reconnect_backoff_max;
+  coordinator_ = std::make_shared<GroupCoordinator>(cluster_, options_.group_id,
+                                                    coordinator_options);
+  GroupMembershipOptions membership;
+  membership.group_id = options_.group_id;
+  membership.instance_id = options_.group_instance_id;
+  membership.assignor = options_.assignor;
+  membership.session_timeout = options_.session_timeout;
+  membership.max_poll_interval = options_.max_poll_interval;
+  membership.retry_backoff = coordinator_options.retry_backoff;
+  membership.retry_backoff_max = options_.reconnect_backoff_max;
+  membership_ = std::make_unique<GroupMembership>(
+      coordinator_, std::move(membership), [shared = shared_] {
+        absl::MutexLock lock(&shared->mu);
+        ++shared->group_events;
+        shared->cv.SignalAll();
+      });
 }
 
-void Consumer::StartReader(const TopicPartition& tp,
-                           std::optional<int64_t> offset, bool earliest) {
+Consumer::~Consumer() { (void)Close(); }
+
+absl::Status Consumer::Close() {
+  if (closed_) return absl::OkStatus();
+  closed_ = true;
+  const absl::Time deadline = absl::Now() + options_.close_timeout;
+  absl::Status status;
+  if (membership_ != nullptr && options_.enable_auto_commit &&
+      !owned_.empty()) {
+    const GroupMembership::View view = membership_->Snapshot();
+    // Partitions lost (or not yet known to be) are not ours to commit.
+    const bool ours = mode_ == Mode::kAssigned ||
+                      (view.state == GroupMembership::State::kMember &&
+                       view.lost_count == lost_seen_);
+    if (ours) status = CommitMoved(deadline);
+  }
+  for (auto& [tp, o] : owned_) {
+    if (o.reader != nullptr) o.reader->stopping_flag_ = true;
+  }
+  for (auto& [tp, o] : owned_) {
+    if (o.reader != nullptr) o.reader->Stop();
+  }
+  owned_.clear();
   {
     absl::MutexLock lock(&shared_->mu);
-    if (offset.has_value()) {
-      shared_->positions[tp] = *offset;
+    shared_->buffer.clear();
+    shared_->errors.clear();
+  }
+  if (membership_ != nullptr) {
+    absl::Status left = membership_->Leave(deadline);
+    if (status.ok()) status = left;
+  }
+  mode_ = Mode::kNone;
+  subscription_.clear();
+  return status;
+}
+
+void Consumer::StartReader(const TopicPartition& tp, const Start& start) {
+  Owned& o = owned_.at(tp);
+  o.needs_reset = !start.offset.has_value() && start.reset;
+  o.reset_earliest = start.earliest;
+  {
+    absl::MutexLock lock(&shared_->mu);
+    if (start.offset.has_value()) {
+      shared_->positions[tp] = *start.offset;
     } else {
       shared_->positions.erase(tp);  // Unknown until the reset succeeds.
     }
     shared_->retrying.erase(tp);
+    if (!start.offset.has_value() && !start.reset) {
+      shared_->errors.emplace_back(
+          tp, absl::FailedPreconditionError(absl::StrCat(
+                  tp.ToString(),
+                  ": no committed offset and auto_offset_reset is none; "
+                  "Seek() the partition to read it")));
+      shared_->cv.SignalAll();
+      return;
+    }
   }
-  readers_[tp] = std::make_unique<Reader>(cluster_, options_, shared_, tp,
-                                          offset, earliest);
+  if (o.paused) return;  // Resume() starts the reader.
+  o.reader = std::make_unique<Reader>(cluster_, options_, shared_, tp, start);
 }
 
 void Consumer::StopReader(const TopicPartition& tp) {
-  auto it = readers_.find(tp);
-  if (it != readers_.end()) {
-    it->second->stopping_flag_ = true;
-    it->second->Stop();
-    readers_.erase(it);
+  auto it = owned_.find(tp);
+  if (it != owned_.end() && it->second.reader != nullptr) {
+    it->second.reader->stopping_flag_ = true;
+    it->second.reader->Stop();
+    it->second.reader = nullptr;
   }
   absl::MutexLock lock(&shared_->mu);
   auto& buffer = shared_->buffer;
@@ -393,62 +537,184 @@ void Consumer::StopReader(const TopicPartition& tp) {
   shared_->cv.SignalAll();
 }
 
+void Consumer::Release(const TopicPartition& tp) {
+  StopReader(tp);
+  owned_.erase(tp);
+  committed_.erase(tp);
+  absl::MutexLock lock(&shared_->mu);
+  shared_->positions.erase(tp);
+  shared_->high_watermarks.erase(tp);
+  shared_->retrying.erase(tp);
+}
+
+absl::StatusOr<Consumer::Start> Consumer::StartFor(
+    const TopicPartition& tp, std::optional<int64_t> committed) {
+  Start start;
+  start.earliest = options_.auto_offset_reset == OffsetReset::kEarliest;
+  if (committed.has_value()) {
+    start.offset = *committed;
+    start.from_committed = options_.auto_offset_reset != OffsetReset::kNone;
+    return start;
+  }
+  if (options_.auto_offset_reset == OffsetReset::kNone) {
+    start.reset = false;
+    return start;
+  }
+  auto offset = ListOffsetOnce(
+      *cluster_, tp, start.earliest, /*refresh=*/false,
+      std::min(kFirstResetTimeout, cluster_->options().rpc_timeout));
+  if (offset.ok()) {
+    start.offset = *offset;
+  } else if (IsFatal(offset.status().code())) {
+    return offset.status();
+  } else {
+    VLOG(1) << "[tp=" << tp.ToString() << "] " << offset.status()
+            << "; the reader retries the offset reset";
+  }
+  return start;
+}
+
 absl::Status Consumer::Assign(const std::vector<TopicPartition>& partitions) {
-  std::set<TopicPartition> wanted(partitions.begin(), partitions.end());
-  const bool earliest = options_.auto_offset_reset == OffsetReset::kEarliest;
-  // Absent offset: the reader resets it.
-  std::map<TopicPartition, std::optional<int64_t>> starts;
+  if (closed_) return absl::FailedPreconditionError("the consumer is closed");
+  if (mode_ == Mode::kSubscribed) {
+    return absl::FailedPreconditionError(
+        "Assign() while subscribed: Subscribe() and Assign() are exclusive "
+        "(Unsubscribe() first)");
+  }
+  const std::set<TopicPartition> wanted(partitions.begin(), partitions.end());
+  std::set<TopicPartition> added;
   for (const TopicPartition& tp : wanted) {
-    if (readers_.count(tp) > 0) continue;
-    auto offset = ListOffsetOnce(
-        *cluster_, tp, earliest, /*refresh=*/false,
-        std::min(kFirstResetTimeout, cluster_->options().rpc_timeout));
-    if (offset.ok()) {
-      starts[tp] = *offset;
-    } else if (IsFatal(offset.status().code())) {
-      return offset.status();
-    } else {
-      VLOG(1) << "[tp=" << tp.ToString() << "] " << offset.status()
-              << "; the reader retries the offset reset";
-      starts[tp] = std::nullopt;
-    }
+    if (owned_.count(tp) == 0) added.insert(tp);
+  }
+  std::map<TopicPartition, int64_t> committed;
+  if (membership_ != nullptr && !added.empty()) {
+    ASSIGN_OR_RETURN(committed, membership_->FetchCommitted(
+                                    added, absl::Now() + options_.api_timeout));
+  }
+  std::map<TopicPartition, Start> starts;
+  for (const TopicPartition& tp : added) {
+    auto c = committed.find(tp);
+    ASSIGN_OR_RETURN(
+        starts[tp],
+        StartFor(tp, c == committed.end() ? std::nullopt
+                                          : std::optional<int64_t>(c->second)));
   }
   std::vector<TopicPartition> removed;
-  for (const auto& [tp, reader] : readers_) {
+  for (const auto& [tp, o] : owned_) {
     if (wanted.count(tp) == 0) removed.push_back(tp);
   }
-  for (const TopicPartition& tp : removed) {
-    StopReader(tp);
-    absl::MutexLock lock(&shared_->mu);
-    shared_->positions.erase(tp);
-    shared_->high_watermarks.erase(tp);
-    shared_->retrying.erase(tp);
+  if (!removed.empty() && membership_ != nullptr &&
+      options_.enable_auto_commit) {
+    // Like Kafka: commit the old assignment's positions before replacing it.
+    if (absl::Status s =
+            CommitMoved(absl::Now() + cluster_->options().rpc_timeout);
+        !s.ok()) {
+      LOG(WARNING) << "auto-commit before Assign(): " << s;
+    }
   }
-  for (const auto& [tp, offset] : starts) StartReader(tp, offset, earliest);
+  for (const TopicPartition& tp : removed) Release(tp);
+  for (const auto& [tp, start] : starts) {
+    owned_[tp];
+    if (auto c = committed.find(tp); c != committed.end()) {
+      committed_[tp] = c->second;
+    }
+    StartReader(tp, start);
+  }
+  mode_ = owned_.empty() ? Mode::kNone : Mode::kAssigned;
+  if (mode_ == Mode::kAssigned && next_auto_commit_ == absl::InfiniteFuture()) {
+    next_auto_commit_ = absl::Now() + options_.auto_commit_interval;
+  }
   return absl::OkStatus();
+}
+
+absl::Status Consumer::Subscribe(const std::vector<std::string>& topics) {
+  if (closed_) return absl::FailedPreconditionError("the consumer is closed");
+  if (membership_ == nullptr) {
+    return absl::FailedPreconditionError(
+        "Subscribe() needs a group_id in the consumer's options");
+  }
+  if (mode_ == Mode::kAssigned) {
+    return absl::FailedPreconditionError(
+        "Subscribe() while partitions are assigned: Assign() and Subscribe() "
+        "are exclusive (Assign({}) first)");
+  }
+  if (topics.empty()) return Unsubscribe();
+  std::set<std::string> unique;
+  for (const std::string& t : topics) {
+    if (t.empty()) return absl::InvalidArgumentError("empty topic name");
+    unique.insert(t);
+  }
+  if (membership_->Snapshot().state == GroupMembership::State::kFatal) {
+    // The member joins again under a new id: what the old one owned is not
+    // this consumer's any more.
+    for (const TopicPartition& tp : Assignment()) Release(tp);
+  }
+  subscription_.assign(unique.begin(), unique.end());
+  mode_ = Mode::kSubscribed;
+  next_auto_commit_ = absl::Now() + options_.auto_commit_interval;
+  membership_->Subscribe(subscription_);
+  return absl::OkStatus();
+}
+
+absl::Status Consumer::Unsubscribe() {
+  if (mode_ == Mode::kNone || membership_ == nullptr) {
+    mode_ = Mode::kNone;
+    return absl::OkStatus();
+  }
+  const absl::Time deadline = absl::Now() + options_.api_timeout;
+  absl::Status status;
+  if (options_.enable_auto_commit && !owned_.empty()) {
+    const GroupMembership::View view = membership_->Snapshot();
+    if (mode_ == Mode::kAssigned ||
+        (view.state == GroupMembership::State::kMember &&
+         view.lost_count == lost_seen_)) {
+      status = CommitMoved(deadline);
+    }
+  }
+  std::vector<TopicPartition> all = Assignment();
+  for (const TopicPartition& tp : all) Release(tp);
+  if (mode_ == Mode::kSubscribed) {
+    absl::Status left = membership_->Leave(deadline);
+    if (status.ok()) status = left;
+    lost_seen_ = membership_->Snapshot().lost_count;
+  }
+  subscription_.clear();
+  mode_ = Mode::kNone;
+  return status;
+}
+
+std::vector<std::string> Consumer::Subscription() const {
+  return subscription_;
 }
 
 std::vector<TopicPartition> Consumer::Assignment() const {
   std::vector<TopicPartition> out;
-  for (const auto& [tp, reader] : readers_) out.push_back(tp);
+  for (const auto& [tp, o] : owned_) out.push_back(tp);
   return out;
 }
 
-absl::Status Consumer::Seek(const TopicPartition& tp, int64_t offset) {
-  if (readers_.count(tp) == 0) {
-    return absl::FailedPreconditionError(
-        absl::StrCat("partition ", tp.ToString(), " is not assigned"));
+absl::Status Consumer::CheckOwned(
+    const std::vector<TopicPartition>& partitions) const {
+  for (const TopicPartition& tp : partitions) {
+    if (owned_.count(tp) == 0) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("partition ", tp.ToString(), " is not assigned"));
+    }
   }
+  return absl::OkStatus();
+}
+
+absl::Status Consumer::Seek(const TopicPartition& tp, int64_t offset) {
+  RETURN_IF_ERROR(CheckOwned({tp}));
   StopReader(tp);
-  StartReader(tp, offset, /*earliest=*/false);
+  Start start;
+  start.offset = offset;
+  StartReader(tp, start);
   return absl::OkStatus();
 }
 
 absl::Status Consumer::ResetOffset(const TopicPartition& tp, bool earliest) {
-  if (readers_.count(tp) == 0) {
-    return absl::FailedPreconditionError(
-        absl::StrCat("partition ", tp.ToString(), " is not assigned"));
-  }
+  RETURN_IF_ERROR(CheckOwned({tp}));
   auto offset = ListOffsetOnce(
       *cluster_, tp, earliest, /*refresh=*/false,
       std::min(kFirstResetTimeout, cluster_->options().rpc_timeout));
@@ -458,8 +724,10 @@ absl::Status Consumer::ResetOffset(const TopicPartition& tp, bool earliest) {
             << "; the reader retries the offset reset";
   }
   StopReader(tp);
-  StartReader(tp, offset.ok() ? std::optional<int64_t>(*offset) : std::nullopt,
-              earliest);
+  Start start;
+  if (offset.ok()) start.offset = *offset;
+  start.earliest = earliest;
+  StartReader(tp, start);
   return absl::OkStatus();
 }
 
@@ -467,15 +735,9 @@ absl::Status Consumer::SeekToBeginning(
     const std::vector<TopicPartition>& partitions) {
   const std::vector<TopicPartition> tps =
       partitions.empty() ? Assignment() : partitions;
+  RETURN_IF_ERROR(CheckOwned(tps));
   for (const TopicPartition& tp : tps) {
-    if (readers_.count(tp) == 0) {
-      return absl::FailedPreconditionError(
-          absl::StrCat("partition ", tp.ToString(), " is not assigned"));
-    }
-  }
-  for (const TopicPartition& tp : tps) {
-    absl::Status s = ResetOffset(tp, /*earliest=*/true);
-    if (!s.ok()) return s;
+    RETURN_IF_ERROR(ResetOffset(tp, /*earliest=*/true));
   }
   return absl::OkStatus();
 }
@@ -484,24 +746,21 @@ absl::Status Consumer::SeekToEnd(
     const std::vector<TopicPartition>& partitions) {
   const std::vector<TopicPartition> tps =
       partitions.empty() ? Assignment() : partitions;
+  RETURN_IF_ERROR(CheckOwned(tps));
   for (const TopicPartition& tp : tps) {
-    if (readers_.count(tp) == 0) {
-      return absl::FailedPreconditionError(
-          absl::StrCat("partition ", tp.ToString(), " is not assigned"));
-    }
-  }
-  for (const TopicPartition& tp : tps) {
-    absl::Status s = ResetOffset(tp, /*earliest=*/false);
-    if (!s.ok()) return s;
+    RETURN_IF_ERROR(ResetOffset(tp, /*earliest=*/false));
   }
   return absl::OkStatus();
 }
 
 absl::StatusOr<int64_t> Consumer::Position(const TopicPartition& tp) const {
-  if (readers_.count(tp) == 0) {
+  auto owned = owned_.find(tp);
+  if (owned == owned_.end()) {
     return absl::FailedPreconditionError(
         absl::StrCat("partition ", tp.ToString(), " is not assigned"));
   }
+  // Only a running reader can still find the position.
+  const bool reading = owned->second.reader != nullptr;
   const absl::Time until = absl::Now() + options_.api_timeout;
   absl::MutexLock lock(&shared_->mu);
   while (true) {
@@ -509,6 +768,13 @@ absl::StatusOr<int64_t> Consumer::Position(const TopicPartition& tp) const {
     if (it != shared_->positions.end()) return it->second;
     for (const auto& [etp, error] : shared_->errors) {
       if (etp == tp) return error;
+    }
+    if (!reading) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          tp.ToString(), " has no position: ",
+          owned->second.needs_reset
+              ? "it was paused before its offset reset finished"
+              : "no committed offset and auto_offset_reset is none"));
     }
     if (shared_->cv.WaitWithDeadline(&shared_->mu, until) &&
         absl::Now() >= until) {
@@ -531,30 +797,263 @@ int64_t Consumer::HighWatermark(const TopicPartition& tp) const {
   return it == shared_->high_watermarks.end() ? -1 : it->second;
 }
 
-absl::StatusOr<std::vector<ConsumerRecord>> Consumer::Poll(
-    absl::Duration timeout) {
-  const absl::Time until = absl::Now() + timeout;
+absl::Status Consumer::Pause(const std::vector<TopicPartition>& partitions) {
+  RETURN_IF_ERROR(CheckOwned(partitions));
+  for (const TopicPartition& tp : partitions) {
+    Owned& o = owned_.at(tp);
+    if (o.paused) continue;
+    o.paused = true;
+    StopReader(tp);  // The position stays: buffered records come again.
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Consumer::Resume(const std::vector<TopicPartition>& partitions) {
+  RETURN_IF_ERROR(CheckOwned(partitions));
+  for (const TopicPartition& tp : partitions) {
+    Owned& o = owned_.at(tp);
+    if (!o.paused) continue;
+    o.paused = false;
+    Start start;
+    {
+      absl::MutexLock lock(&shared_->mu);
+      auto it = shared_->positions.find(tp);
+      if (it != shared_->positions.end()) start.offset = it->second;
+    }
+    if (!start.offset.has_value()) {
+      if (!o.needs_reset) continue;  // kNone: waits for a Seek().
+      start.earliest = o.reset_earliest;
+    }
+    StartReader(tp, start);
+  }
+  return absl::OkStatus();
+}
+
+std::vector<TopicPartition> Consumer::Paused() const {
+  std::vector<TopicPartition> out;
+  for (const auto& [tp, o] : owned_) {
+    if (o.paused) out.push_back(tp);
+  }
+  return out;
+}
+
+std::map<TopicPartition, int64_t> Consumer::Positions() const {
+  std::map<TopicPartition, int64_t> out;
   absl::MutexLock lock(&shared_->mu);
-  while (shared_->buffer.empty() && shared_->errors.empty()) {
-    if (shared_->cv.WaitWithDeadline(&shared_->mu, until) &&
-        absl::Now() >= until) {
-      break;
+  for (const auto& [tp, o] : owned_) {
+    auto it = shared_->positions.find(tp);
+    if (it != shared_->positions.end()) out[tp] = it->second;
+  }
+  return out;
+}
+
+absl::Status Consumer::CommitOffsets(
+    const std::map<TopicPartition, int64_t>& offsets, absl::Time deadline) {
+  if (membership_ == nullptr) {
+    return absl::FailedPreconditionError(
+        "committing offsets needs a group_id in the consumer's options");
+  }
+  RETURN_IF_ERROR(membership_->Commit(offsets, deadline));
+  for (const auto& [tp, offset] : offsets) {
+    if (owned_.count(tp) > 0) committed_[tp] = offset;
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Consumer::CommitMoved(absl::Time deadline) {
+  std::map<TopicPartition, int64_t> moved;
+  for (const auto& [tp, position] : Positions()) {
+    auto it = committed_.find(tp);
+    if (it == committed_.end() || it->second != position) {
+      moved[tp] = position;
     }
   }
-  std::vector<ConsumerRecord> out;
-  if (shared_->buffer.empty() && !shared_->errors.empty()) {
-    absl::Status error = shared_->errors.front().second;
-    shared_->errors.pop_front();
-    return error;
+  if (moved.empty()) return absl::OkStatus();
+  return CommitOffsets(moved, deadline);
+}
+
+absl::Status Consumer::Commit() {
+  if (closed_) return absl::FailedPreconditionError("the consumer is closed");
+  return CommitOffsets(Positions(), absl::Now() + options_.api_timeout);
+}
+
+absl::Status Consumer::Commit(
+    const std::map<TopicPartition, int64_t>& offsets) {
+  if (closed_) return absl::FailedPreconditionError("the consumer is closed");
+  return CommitOffsets(offsets, absl::Now() + options_.api_timeout);
+}
+
+absl::StatusOr<std::map<TopicPartition, int64_t>> Consumer::Committed(
+    const std::vector<TopicPartition>& partitions) {
+  if (membership_ == nullptr) {
+    return absl::FailedPreconditionError(
+        "committed offsets need a group_id in the consumer's options");
   }
-  while (!shared_->buffer.empty() && out.size() < options_.max_poll_records) {
-    ConsumerRecord& r = shared_->buffer.front();
-    shared_->positions[TopicPartition{r.topic, r.partition}] = r.offset + 1;
-    out.push_back(std::move(r));
-    shared_->buffer.pop_front();
+  return membership_->FetchCommitted(
+      std::set<TopicPartition>(partitions.begin(), partitions.end()),
+      absl::Now() + options_.api_timeout);
+}
+
+void Consumer::MaybeAutoCommit() {
+  if (membership_ == nullptr || !options_.enable_auto_commit ||
+      mode_ == Mode::kNone || absl::Now() < next_auto_commit_) {
+    return;
   }
-  shared_->cv.SignalAll();
-  return out;
+  next_auto_commit_ = absl::Now() + options_.auto_commit_interval;
+  if (mode_ == Mode::kSubscribed) {
+    const GroupMembership::View view = membership_->Snapshot();
+    if (view.state != GroupMembership::State::kMember) return;
+    if (!view.coordinator_reachable) {
+      // The heartbeats cannot reach the coordinator either: do not hold up
+      // Poll() for a commit bound to fail; the next interval tries again.
+      VLOG(1) << "[group=" << options_.group_id
+              << "] auto-commit skipped: the coordinator is unreachable";
+      return;
+    }
+  }
+  if (absl::Status s =
+          CommitMoved(absl::Now() + cluster_->options().rpc_timeout);
+      !s.ok()) {
+    LOG(WARNING) << "auto-commit: " << s;
+  }
+}
+
+absl::Status Consumer::Reconcile() {
+  const GroupMembership::View view = membership_->Snapshot();
+  if (view.state == GroupMembership::State::kFatal) return view.fatal;
+  if (view.lost_count != lost_seen_) {
+    // Another member may own these partitions already: drop them without
+    // committing, then join again.
+    if (!owned_.empty()) {
+      LOG(WARNING) << "[group=" << options_.group_id << "] dropping "
+                   << owned_.size()
+                   << " partitions without committing: " << view.lost_reason;
+    }
+    for (const TopicPartition& tp : Assignment()) Release(tp);
+    lost_seen_ = view.lost_count;
+    membership_->AcknowledgeLost();
+    return absl::OkStatus();
+  }
+  if (!view.has_assignment) return absl::OkStatus();
+
+  std::vector<TopicPartition> revoked;
+  for (const auto& [tp, o] : owned_) {
+    if (view.assignment.count(tp) == 0) revoked.push_back(tp);
+  }
+  if (!revoked.empty()) {
+    if (options_.enable_auto_commit) {
+      // Commits every moved position (not only the revoked ones): one RPC.
+      if (absl::Status s =
+              CommitMoved(absl::Now() + cluster_->options().rpc_timeout);
+          !s.ok()) {
+        LOG(WARNING) << "[group=" << options_.group_id
+                     << "] commit before releasing partitions: " << s;
+      }
+    }
+    for (const TopicPartition& tp : revoked) {
+      VLOG(1) << "[group=" << options_.group_id << "] releasing "
+              << tp.ToString();
+      Release(tp);
+    }
+    std::set<TopicPartition> owned;
+    for (const auto& [tp, o] : owned_) owned.insert(tp);
+    membership_->SetOwned(owned);
+  }
+
+  std::set<TopicPartition> added;
+  for (const TopicPartition& tp : view.assignment) {
+    if (owned_.count(tp) == 0) added.insert(tp);
+  }
+  if (added.empty() || absl::Now() < next_offsets_attempt_) {
+    return absl::OkStatus();
+  }
+  auto committed = membership_->FetchCommitted(
+      added, absl::Now() + cluster_->options().rpc_timeout);
+  if (!committed.ok()) {
+    LOG(WARNING) << "[group=" << options_.group_id
+                 << "] cannot start newly assigned partitions yet: "
+                 << committed.status();
+    next_offsets_attempt_ = absl::Now() + offsets_backoff_;
+    offsets_backoff_ =
+        std::min(offsets_backoff_ * 2, options_.reconnect_backoff_max);
+    return absl::OkStatus();
+  }
+  offsets_backoff_ = options_.reconnect_backoff;
+  for (const TopicPartition& tp : added) {
+    auto c = committed->find(tp);
+    const std::optional<int64_t> offset =
+        c == committed->end() ? std::nullopt
+                              : std::optional<int64_t>(c->second);
+    VLOG(1) << "[group=" << options_.group_id << "] taking " << tp.ToString()
+            << (offset.has_value()
+                    ? absl::StrCat(" at committed offset ", *offset)
+                    : std::string(" without committed offset"));
+    auto start = StartFor(tp, offset);
+    owned_[tp];
+    if (offset.has_value()) committed_[tp] = *offset;
+    if (start.ok()) {
+      StartReader(tp, *start);
+    } else {
+      // A definite ListOffsets error (e.g. the topic is gone): owned but not
+      // read; Poll() reports it, Seek() may restart it.
+      absl::MutexLock lock(&shared_->mu);
+      shared_->errors.emplace_back(tp, start.status());
+      shared_->cv.SignalAll();
+    }
+  }
+  std::set<TopicPartition> owned;
+  for (const auto& [tp, o] : owned_) owned.insert(tp);
+  membership_->SetOwned(owned);
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::vector<ConsumerRecord>> Consumer::Poll(
+    absl::Duration timeout) {
+  if (closed_) return absl::FailedPreconditionError("the consumer is closed");
+  const absl::Time until = absl::Now() + timeout;
+  const bool group = mode_ == Mode::kSubscribed;
+  if (group) membership_->PollStarted();
+  struct PollEnd {
+    GroupMembership* membership;
+    ~PollEnd() {
+      if (membership != nullptr) membership->PollEnded();
+    }
+  } poll_end{group ? membership_.get() : nullptr};
+
+  while (true) {
+    uint64_t events;
+    {
+      absl::MutexLock lock(&shared_->mu);
+      events = shared_->group_events;
+    }
+    if (group) RETURN_IF_ERROR(Reconcile());
+    MaybeAutoCommit();
+
+    absl::MutexLock lock(&shared_->mu);
+    while (shared_->buffer.empty() && shared_->errors.empty() &&
+           !(group && shared_->group_events != events)) {
+      if (shared_->cv.WaitWithDeadline(&shared_->mu, until) &&
+          absl::Now() >= until) {
+        break;
+      }
+    }
+    // The group's view changed: reconcile before handing out records.
+    if (group && shared_->group_events != events) continue;
+    std::vector<ConsumerRecord> out;
+    if (shared_->buffer.empty() && !shared_->errors.empty()) {
+      absl::Status error = shared_->errors.front().second;
+      shared_->errors.pop_front();
+      return error;
+    }
+    while (!shared_->buffer.empty() && out.size() < options_.max_poll_records) {
+      ConsumerRecord& r = shared_->buffer.front();
+      shared_->positions[TopicPartition{r.topic, r.partition}] = r.offset + 1;
+      out.push_back(std::move(r));
+      shared_->buffer.pop_front();
+    }
+    shared_->cv.SignalAll();
+    return out;
+  }
 }
 
 }  // namespace fjord::client

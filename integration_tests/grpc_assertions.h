@@ -30,6 +30,12 @@ absl::Status StatusOf(const absl::StatusOr<T>& s) {
     ASSERT_TRUE(fjord_s_.ok()) << #expr << ": " << fjord_s_;        \
   } while (false)
 
+#define EXPECT_OK_STATUS(expr)                                      \
+  do {                                                              \
+    const absl::Status fjord_s_ = ::fjord::testing::StatusOf(expr); \
+    EXPECT_TRUE(fjord_s_.ok()) << #expr << ": " << fjord_s_;        \
+  } while (false)
+
 // "code N \"message\"".
 std::string GrpcToString(const grpc::Status& s);
 

@@ -6,6 +6,8 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
 
 namespace fjord::cli {
 namespace {
@@ -27,7 +29,7 @@ std::vector<CommandSpec> MakeCommands() {
        {
            {"partitions", "N", false, "number of partitions (default 1)"},
            {"replication-factor", "R", false,
-            "replicas per partition (default: the broker's)"},
+            "replicas per partition (default: min(3, brokers))"},
            {"config", "KEY=VALUE", true, "topic config; repeatable"},
        }},
       {"topic list",
@@ -53,12 +55,18 @@ std::vector<CommandSpec> MakeCommands() {
        }},
       {"consume",
        {"TOPIC"},
-       "Print records, one per line, from every partition (or one).",
+       "Print records, one per line, from every partition (or one), or "
+       "from the partitions a consumer group assigns.",
        {
-           {"group", "G", false, "consumer group (not available yet)"},
+           {"group", "G", false,
+            "consume as a member of group G: share the topic's partitions "
+            "with its other consumers, start at the group's committed "
+            "offsets, commit positions (every 5 s and on exit)"},
            {"from-beginning", "", false,
-            "start at the log start (default: the end)"},
-           {"partition", "P", false, "read only partition P"},
+            "start at the log start (default: the end); with --group, only "
+            "where the group has no committed offset"},
+           {"partition", "P", false,
+            "read only partition P (not with --group)"},
            {"offset", "O", false, "with --partition: start at offset O"},
            {"max-messages", "N", false, "exit after N records"},
            {"timeout-ms", "T", false,
@@ -67,16 +75,47 @@ std::vector<CommandSpec> MakeCommands() {
             "print key<SEP>value (a null key prints "
             "as 'null')"},
            key_sep_consume,
+           {"group-instance-id", "ID", false,
+            "with --group: static member id (its partitions wait for it to "
+            "come back)"},
+           {"session-timeout-ms", "MS", false,
+            "with --group: session timeout (default: the broker's)"},
+           {"assignor", "uniform|range", false,
+            "with --group: partition assignor (default uniform)"},
        }},
-      {"group list", {}, "List consumer groups (not available yet).", {}},
-      {"group describe", {"G"}, "Describe a group (not available yet).", {}},
+      {"group list",
+       {},
+       "List consumer groups (asks every broker): state, members, "
+       "coordinator.",
+       {}},
+      {"group describe",
+       {"G"},
+       "Show a group's state and members, and per partition the committed "
+       "offset, log end, lag and owner.",
+       {}},
       {"group reset-offsets",
        {"G"},
-       "Reset a group's offsets (not available yet).",
-       {{"topic", "TOPIC", false, "topic"},
+       "Set a group's committed offsets (only while it has no members); "
+       "prints the new offsets.",
+       {{"topic", "TOPIC[:P,P...]", true,
+         "a topic (all partitions, or those listed); repeatable"},
+        {"all-topics", "", false,
+         "every topic the group has committed offsets for"},
         {"to-earliest", "", false, "to the log start"},
         {"to-latest", "", false, "to the log end"},
-        {"to-offset", "O", false, "to offset O"}}},
+        {"to-offset", "O", false,
+         "to offset O (clamped to the log start / end)"},
+        {"to-datetime", "YYYY-MM-DDTHH:MM:SS[.mmm][Z]", false,
+         "to the first record at or after that time (local time without Z)"},
+        {"shift-by", "N", false,
+         "move the committed offsets by N (may be negative; clamped)"},
+        {"dry-run", "", false, "only print the new offsets"},
+        {"execute", "", false, "apply them (the default; for Kafka users)"}}},
+      {"group delete",
+       {"G"},
+       "Delete a group and its committed offsets (only while it has no "
+       "members).",
+       {}},
   };
 }
 
@@ -150,6 +189,53 @@ std::string Invocation::Get(absl::string_view name,
 std::vector<std::string> Invocation::GetAll(absl::string_view name) const {
   auto it = flags.find(std::string(name));
   return it == flags.end() ? std::vector<std::string>() : it->second;
+}
+
+absl::StatusOr<TopicPartitionsSpec> ParseTopicPartitions(
+    absl::string_view value) {
+  TopicPartitionsSpec out;
+  const size_t colon = value.find(':');
+  out.topic = std::string(value.substr(0, colon));
+  if (out.topic.empty()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--topic: want TOPIC[:P,P...], got '", value, "'"));
+  }
+  if (colon == absl::string_view::npos) return out;
+  for (absl::string_view p : absl::StrSplit(value.substr(colon + 1), ',')) {
+    int32_t n = 0;
+    if (!absl::SimpleAtoi(p, &n) || n < 0) {
+      return absl::InvalidArgumentError(absl::StrCat("--topic: bad partition '",
+                                                     p, "' in '", value,
+                                                     "': want TOPIC[:P,P...]"));
+    }
+    out.partitions.push_back(n);
+  }
+  std::sort(out.partitions.begin(), out.partitions.end());
+  out.partitions.erase(
+      std::unique(out.partitions.begin(), out.partitions.end()),
+      out.partitions.end());
+  return out;
+}
+
+absl::StatusOr<int64_t> ParseDateTime(absl::string_view value,
+                                      absl::TimeZone local) {
+  absl::string_view text = value;
+  absl::TimeZone zone = local;
+  if (absl::ConsumeSuffix(&text, "Z")) zone = absl::UTCTimeZone();
+  absl::Time t;
+  std::string error;
+  // %E*S takes optional fractional seconds; at most milliseconds count.
+  const size_t dot = text.find('.');
+  if (dot != absl::string_view::npos &&
+      (text.size() - dot - 1 < 1 || text.size() - dot - 1 > 3)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--to-datetime: want YYYY-MM-DDTHH:MM:SS[.mmm][Z], got '", value, "'"));
+  }
+  if (!absl::ParseTime("%Y-%m-%dT%H:%M:%E*S", text, zone, &t, &error)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--to-datetime: want YYYY-MM-DDTHH:MM:SS[.mmm][Z], got '", value, "'"));
+  }
+  return absl::ToUnixMillis(t);
 }
 
 absl::StatusOr<int64_t> ParseIntFlag(absl::string_view flag,
@@ -355,6 +441,50 @@ absl::StatusOr<Invocation> ParseCommandLine(
       inv.Has("from-beginning")) {
     return absl::InvalidArgumentError(
         "--offset and --from-beginning cannot be combined");
+  }
+  if (spec->path == "consume" && inv.Has("group")) {
+    if (inv.Has("partition") || inv.Has("offset")) {
+      return absl::InvalidArgumentError(
+          "--partition and --offset cannot be combined with --group (the "
+          "group assigns partitions and starts at its committed offsets)");
+    }
+    if (inv.Get("group").empty()) {
+      return absl::InvalidArgumentError("--group must not be empty");
+    }
+    if (inv.Has("assignor") && inv.Get("assignor") != "uniform" &&
+        inv.Get("assignor") != "range") {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "bad --assignor '", inv.Get("assignor"), "': want uniform or range"));
+    }
+  }
+  if (spec->path == "consume" && !inv.Has("group")) {
+    for (const char* flag :
+         {"group-instance-id", "session-timeout-ms", "assignor"}) {
+      if (inv.Has(flag)) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("--", flag, " needs --group"));
+      }
+    }
+  }
+  if (spec->path == "group reset-offsets") {
+    if (inv.Has("topic") == inv.Has("all-topics")) {
+      return absl::InvalidArgumentError(
+          "group reset-offsets needs either --topic or --all-topics");
+    }
+    int specs = 0;
+    for (const char* flag :
+         {"to-earliest", "to-latest", "to-offset", "to-datetime", "shift-by"}) {
+      if (inv.Has(flag)) ++specs;
+    }
+    if (specs != 1) {
+      return absl::InvalidArgumentError(
+          "group reset-offsets needs exactly one of --to-earliest, "
+          "--to-latest, --to-offset, --to-datetime, --shift-by");
+    }
+    if (inv.Has("dry-run") && inv.Has("execute")) {
+      return absl::InvalidArgumentError(
+          "--dry-run and --execute cannot be combined");
+    }
   }
   if (inv.Has("key-separator") && inv.Get("key-separator").empty()) {
     return absl::InvalidArgumentError("--key-separator must not be empty");

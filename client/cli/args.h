@@ -16,6 +16,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "absl/time/time.h"
 
 namespace fjord::cli {
 
@@ -70,13 +71,31 @@ struct Invocation {
 // of FJORD_BOOTSTRAP ("" when unset). Errors (INVALID_ARGUMENT, one line,
 // naming the offender): unknown command or flag, missing flag value, missing or
 // extra positional, a non-repeated flag given twice, bad -o value, and command
-// rules (consume: --offset needs --partition).
+// rules (consume: --offset needs --partition; --group excludes --partition and
+// --offset; --group-instance-id, --session-timeout-ms and --assignor need
+// --group; group reset-offsets: --topic or --all-topics, and exactly one of
+// the --to-* / --shift-by specs).
 absl::StatusOr<Invocation> ParseCommandLine(
     const std::vector<std::string>& args, absl::string_view env_bootstrap);
 
 // Help for the whole CLI, or for `command` (a full path or a group such as
 // "topic").
 std::string Usage(absl::string_view command = "");
+
+// A --topic value of group reset-offsets: "TOPIC" (every partition) or
+// "TOPIC:P,P...".
+struct TopicPartitionsSpec {
+  std::string topic;
+  // Sorted, without duplicates; empty means every partition.
+  std::vector<int32_t> partitions;
+};
+absl::StatusOr<TopicPartitionsSpec> ParseTopicPartitions(
+    absl::string_view value);
+
+// A --to-datetime value, YYYY-MM-DDTHH:MM:SS[.mmm][Z] (without Z: in `local`),
+// as milliseconds since the Unix epoch.
+absl::StatusOr<int64_t> ParseDateTime(
+    absl::string_view value, absl::TimeZone local = absl::LocalTimeZone());
 
 // Parses a whole decimal integer within [min, max] given to --`flag`.
 absl::StatusOr<int64_t> ParseIntFlag(absl::string_view flag,

@@ -140,6 +140,117 @@ TEST(ParseCommandLineTest, ConsumeBooleansAndRules) {
   EXPECT_EQ(inv->Get("group"), "g");
 }
 
+TEST(ParseCommandLineTest, ConsumeGroupRules) {
+  auto inv = Parse({"consume", "t", "--group", "g", "--from-beginning",
+                    "--group-instance-id", "i-1", "--session-timeout-ms",
+                    "10000", "--assignor", "range"});
+  ASSERT_TRUE(inv.ok()) << inv.status();
+  EXPECT_EQ(inv->Get("group-instance-id"), "i-1");
+  EXPECT_EQ(inv->Get("session-timeout-ms"), "10000");
+  EXPECT_EQ(inv->Get("assignor"), "range");
+
+  // The group assigns partitions: --partition / --offset make no sense.
+  inv = Parse({"consume", "t", "--group", "g", "--partition", "1"});
+  ASSERT_FALSE(inv.ok());
+  EXPECT_NE(inv.status().message().find("--group"), absl::string_view::npos);
+  EXPECT_FALSE(Parse({"consume", "t", "--group", "g", "--partition", "1",
+                      "--offset", "3"})
+                   .ok());
+  EXPECT_FALSE(Parse({"consume", "t", "--group="}).ok());
+  EXPECT_FALSE(
+      Parse({"consume", "t", "--group", "g", "--assignor", "sticky"}).ok());
+  // Group-only flags without --group.
+  for (const char* flag :
+       {"--group-instance-id", "--session-timeout-ms", "--assignor"}) {
+    inv = Parse({"consume", "t", flag, "range"});
+    ASSERT_FALSE(inv.ok()) << flag;
+    EXPECT_NE(inv.status().message().find("needs --group"),
+              absl::string_view::npos);
+  }
+}
+
+TEST(ParseCommandLineTest, GroupCommands) {
+  auto inv = Parse({"group", "list", "-o", "json"});
+  ASSERT_TRUE(inv.ok()) << inv.status();
+  EXPECT_EQ(inv->command, "group list");
+  EXPECT_TRUE(inv->json);
+
+  inv = Parse({"group", "describe", "g"});
+  ASSERT_TRUE(inv.ok()) << inv.status();
+  EXPECT_EQ(inv->args, std::vector<std::string>{"g"});
+  EXPECT_FALSE(Parse({"group", "describe"}).ok());
+
+  inv = Parse({"group", "delete", "g"});
+  ASSERT_TRUE(inv.ok()) << inv.status();
+  EXPECT_EQ(inv->command, "group delete");
+
+  inv = Parse({"group", "reset-offsets", "g", "--topic", "a:0,1", "--topic",
+               "b", "--to-earliest", "--execute"});
+  ASSERT_TRUE(inv.ok()) << inv.status();
+  EXPECT_EQ(inv->GetAll("topic"), (std::vector<std::string>{"a:0,1", "b"}));
+  EXPECT_TRUE(inv->Has("execute"));
+
+  inv = Parse({"group", "reset-offsets", "g", "--all-topics", "--shift-by",
+               "-5", "--dry-run"});
+  ASSERT_TRUE(inv.ok()) << inv.status();
+  EXPECT_EQ(inv->Get("shift-by"), "-5");
+
+  inv = Parse({"group", "reset-offsets", "g", "--topic", "t", "--to-datetime",
+               "2024-01-02T03:04:05.678Z"});
+  ASSERT_TRUE(inv.ok()) << inv.status();
+
+  // Exactly one scope and one spec.
+  EXPECT_FALSE(Parse({"group", "reset-offsets", "g", "--to-latest"}).ok());
+  EXPECT_FALSE(Parse({"group", "reset-offsets", "g", "--topic", "t",
+                      "--all-topics", "--to-latest"})
+                   .ok());
+  EXPECT_FALSE(Parse({"group", "reset-offsets", "g", "--topic", "t"}).ok());
+  EXPECT_FALSE(Parse({"group", "reset-offsets", "g", "--topic", "t",
+                      "--to-latest", "--to-offset", "3"})
+                   .ok());
+  EXPECT_FALSE(Parse({"group", "reset-offsets", "g", "--topic", "t",
+                      "--to-latest", "--dry-run", "--execute"})
+                   .ok());
+
+  EXPECT_NE(Usage("group").find("fjord group reset-offsets G"),
+            std::string::npos);
+  EXPECT_NE(Usage("consume").find("--group-instance-id"), std::string::npos);
+}
+
+TEST(ParseTopicPartitionsTest, TopicAndPartitions) {
+  auto spec = ParseTopicPartitions("orders");
+  ASSERT_TRUE(spec.ok()) << spec.status();
+  EXPECT_EQ(spec->topic, "orders");
+  EXPECT_TRUE(spec->partitions.empty());
+
+  spec = ParseTopicPartitions("orders:2,0,2");
+  ASSERT_TRUE(spec.ok()) << spec.status();
+  EXPECT_EQ(spec->partitions, (std::vector<int32_t>{0, 2}));
+
+  EXPECT_FALSE(ParseTopicPartitions(":1").ok());
+  EXPECT_FALSE(ParseTopicPartitions("t:").ok());
+  EXPECT_FALSE(ParseTopicPartitions("t:1,x").ok());
+  EXPECT_FALSE(ParseTopicPartitions("t:-1").ok());
+}
+
+TEST(ParseDateTimeTest, UtcLocalAndMilliseconds) {
+  // 2024-01-02T03:04:05Z.
+  constexpr int64_t kBase = 1704164645000;
+  EXPECT_EQ(*ParseDateTime("2024-01-02T03:04:05Z"), kBase);
+  EXPECT_EQ(*ParseDateTime("2024-01-02T03:04:05.678Z"), kBase + 678);
+  EXPECT_EQ(*ParseDateTime("2024-01-02T03:04:05.5Z"), kBase + 500);
+  // Without Z: the local zone (here a fixed one, 2 hours east of UTC).
+  EXPECT_EQ(
+      *ParseDateTime("2024-01-02T05:04:05", absl::FixedTimeZone(2 * 3600)),
+      kBase);
+  EXPECT_FALSE(ParseDateTime("2024-01-02").ok());
+  EXPECT_FALSE(ParseDateTime("2024-01-02 03:04:05").ok());
+  EXPECT_FALSE(ParseDateTime("2024-01-02T03:04:05.1234Z").ok());
+  EXPECT_FALSE(ParseDateTime("2024-01-02T03:04:05.Z").ok());
+  EXPECT_FALSE(ParseDateTime("2024-13-02T03:04:05Z").ok());
+  EXPECT_FALSE(ParseDateTime("2024-01-02T03:04:05+01:00").ok());
+}
+
 TEST(ParseCommandLineTest, DoubleDashEndsFlags) {
   auto inv = Parse({"topic", "delete", "--", "-weird"});
   ASSERT_TRUE(inv.ok()) << inv.status();

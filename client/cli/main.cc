@@ -2,11 +2,14 @@
 // contract users see"). Output goes to stdout; on failure, exactly one line
 // "fjord: <reason>" goes to stderr and the exit code is non-zero (2 for a bad
 // command line, 1 otherwise).
+#include <algorithm>
+#include <csignal>
 #include <cstdio>
 #include <cstdlib>
 #include <map>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -21,6 +24,8 @@
 #include "client/cli/json.h"
 #include "client/cluster.h"
 #include "client/consumer.h"
+#include "client/group_admin.h"
+#include "client/group_coordinator.h"
 #include "client/producer.h"
 #include "glog/logging.h"
 #include "grpc/support/log.h"
@@ -30,6 +35,7 @@ namespace {
 
 using client::Admin;
 using client::Cluster;
+using client::GroupAdmin;
 
 // Thrown-free error plumbing: a command returns a Status; main prints it.
 absl::Status UsageError(absl::string_view message) {
@@ -372,13 +378,57 @@ absl::Status Produce(const Invocation& inv,
   return absl::OkStatus();
 }
 
+// Set by SIGINT / SIGTERM while a group consumer runs: stop, commit, leave.
+volatile sig_atomic_t g_stop = 0;
+
+void OnStopSignal(int) { g_stop = 1; }
+
+// SIGINT / SIGTERM end the consume loop; a second one kills at once.
+void InstallStopHandlers() {
+  struct sigaction action = {};
+  action.sa_handler = OnStopSignal;
+  sigemptyset(&action.sa_mask);
+  action.sa_flags = SA_RESETHAND;
+  sigaction(SIGINT, &action, nullptr);
+  sigaction(SIGTERM, &action, nullptr);
+}
+
+void AppendRecord(const Invocation& inv, const client::ConsumerRecord& r,
+                  const std::string& separator, std::string* out) {
+  if (inv.json) {
+    JsonWriter w;
+    w.BeginObject()
+        .Key("topic")
+        .String(r.topic)
+        .Key("partition")
+        .Int(r.partition)
+        .Key("offset")
+        .Int(r.offset)
+        .Key("key");
+    if (r.key.has_value()) {
+      w.String(*r.key);
+    } else {
+      w.Null();
+    }
+    w.Key("value").String(r.value).Key("timestamp").Int(r.timestamp_ms);
+    w.Key("headers").BeginArray();
+    for (const auto& [k, v] : r.headers) {
+      w.BeginObject().Key("key").String(k).Key("value").String(v).EndObject();
+    }
+    w.EndArray().EndObject();
+    absl::StrAppend(out, w.str(), "\n");
+  } else if (inv.Has("print-key")) {
+    absl::StrAppend(out, r.key.has_value() ? *r.key : "null", separator,
+                    r.value, "\n");
+  } else {
+    absl::StrAppend(out, r.value, "\n");
+  }
+}
+
 absl::Status Consume(const Invocation& inv,
                      const std::shared_ptr<Cluster>& cluster) {
-  if (inv.Has("group")) {
-    return absl::UnimplementedError(
-        "consumer groups are not available yet; consume without --group");
-  }
   const std::string topic = inv.args[0];
+  const bool group = inv.Has("group");
   int64_t max_messages = -1, timeout_ms = -1;
   if (inv.Has("max-messages")) {
     auto n =
@@ -391,9 +441,26 @@ absl::Status Consume(const Invocation& inv,
     if (!n.ok()) return n.status();
     timeout_ms = *n;
   }
-  const bool print_key = inv.Has("print-key");
   const std::string separator = inv.Get("key-separator", "\t");
 
+  client::ConsumerOptions options;
+  options.auto_offset_reset = inv.Has("from-beginning")
+                                  ? client::OffsetReset::kEarliest
+                                  : client::OffsetReset::kLatest;
+  if (group) {
+    options.group_id = inv.Get("group");
+    options.group_instance_id = inv.Get("group-instance-id");
+    options.assignor = inv.Get("assignor", "uniform");
+    options.enable_auto_commit = true;
+    if (inv.Has("session-timeout-ms")) {
+      auto ms = ParseIntFlag("session-timeout-ms",
+                             inv.Get("session-timeout-ms"), 1, INT32_MAX);
+      if (!ms.ok()) return ms.status();
+      options.session_timeout = absl::Milliseconds(*ms);
+    }
+  }
+
+  // Fail fast, with a clear message, on a topic that does not exist.
   auto info = cluster->Topic(topic, /*refresh=*/true);
   if (!info.ok()) return info.status();
   std::vector<client::TopicPartition> partitions;
@@ -418,24 +485,25 @@ absl::Status Consume(const Invocation& inv,
     }
   }
 
-  client::ConsumerOptions options;
-  options.auto_offset_reset = inv.Has("from-beginning")
-                                  ? client::OffsetReset::kEarliest
-                                  : client::OffsetReset::kLatest;
   auto consumer = client::Consumer::Create(cluster, options);
   if (!consumer.ok()) return consumer.status();
-  if (absl::Status s = (*consumer)->Assign(partitions); !s.ok()) return s;
-  if (offset.has_value()) {
-    if (absl::Status s = (*consumer)->Seek(partitions[0], *offset); !s.ok()) {
-      return s;
+  if (group) {
+    InstallStopHandlers();
+    if (absl::Status s = (*consumer)->Subscribe({topic}); !s.ok()) return s;
+  } else {
+    if (absl::Status s = (*consumer)->Assign(partitions); !s.ok()) return s;
+    if (offset.has_value()) {
+      if (absl::Status s = (*consumer)->Seek(partitions[0], *offset); !s.ok()) {
+        return s;
+      }
     }
   }
 
   int64_t count = 0;
   absl::Time last_message = absl::Now();
   std::string out;
-  while (max_messages < 0 || count < max_messages) {
-    absl::Duration wait = absl::Milliseconds(500);
+  while ((max_messages < 0 || count < max_messages) && !g_stop) {
+    absl::Duration wait = absl::Milliseconds(group ? 250 : 500);
     if (timeout_ms >= 0) {
       const absl::Duration left =
           last_message + absl::Milliseconds(timeout_ms) - absl::Now();
@@ -447,62 +515,455 @@ absl::Status Consume(const Invocation& inv,
     if (records->empty()) continue;
     last_message = absl::Now();
     out.clear();
+    // With --max-messages, the first record of each partition that is not
+    // printed: the group's committed offset must not pass it.
+    std::map<client::TopicPartition, int64_t> unprinted;
     for (const client::ConsumerRecord& r : *records) {
-      if (max_messages >= 0 && count >= max_messages) break;
-      ++count;
-      if (inv.json) {
-        JsonWriter w;
-        w.BeginObject()
-            .Key("topic")
-            .String(r.topic)
-            .Key("partition")
-            .Int(r.partition)
-            .Key("offset")
-            .Int(r.offset)
-            .Key("key");
-        if (r.key.has_value()) {
-          w.String(*r.key);
-        } else {
-          w.Null();
-        }
-        w.Key("value").String(r.value).Key("timestamp").Int(r.timestamp_ms);
-        w.Key("headers").BeginArray();
-        for (const auto& [k, v] : r.headers) {
-          w.BeginObject()
-              .Key("key")
-              .String(k)
-              .Key("value")
-              .String(v)
-              .EndObject();
-        }
-        w.EndArray().EndObject();
-        absl::StrAppend(&out, w.str(), "\n");
-      } else if (print_key) {
-        absl::StrAppend(&out, r.key.has_value() ? *r.key : "null", separator,
-                        r.value, "\n");
-      } else {
-        absl::StrAppend(&out, r.value, "\n");
+      if (max_messages >= 0 && count >= max_messages) {
+        unprinted.emplace(client::TopicPartition{r.topic, r.partition},
+                          r.offset);
+        continue;
       }
+      ++count;
+      AppendRecord(inv, r, separator, &out);
     }
     Print(out);
     if (fflush(stdout) != 0) {
       return absl::DataLossError("writing stdout failed");
     }
+    for (const auto& [tp, next] : unprinted) {
+      if (absl::Status s = (*consumer)->Seek(tp, next); !s.ok()) return s;
+    }
   }
-  (*consumer)->Close();
+  // In a group: commits the positions (the records printed) and leaves.
+  if (absl::Status s = (*consumer)->Close(); !s.ok()) return s;
+  return absl::OkStatus();
+}
+
+// Prints rows as columns separated by two spaces, each as wide as its widest
+// cell (the last column unpadded).
+void PrintTable(const std::vector<std::vector<std::string>>& rows) {
+  std::vector<size_t> widths;
+  for (const auto& row : rows) {
+    if (widths.size() < row.size()) widths.resize(row.size(), 0);
+    for (size_t i = 0; i < row.size(); ++i) {
+      widths[i] = std::max(widths[i], row[i].size());
+    }
+  }
+  for (const auto& row : rows) {
+    std::string line;
+    for (size_t i = 0; i < row.size(); ++i) {
+      line += row[i];
+      if (i + 1 < row.size()) {
+        line.append(widths[i] - row[i].size() + 2, ' ');
+      }
+    }
+    PrintLine(line);
+  }
+}
+
+absl::Status GroupList(const Invocation& inv, GroupAdmin& admin) {
+  auto list = admin.ListGroups();
+  if (!list.ok()) return list.status();
+  if (inv.json) {
+    JsonWriter w;
+    w.BeginObject().Key("groups").BeginArray();
+    for (const auto& g : list->groups) {
+      w.BeginObject()
+          .Key("group_id")
+          .String(g.group_id)
+          .Key("state")
+          .String(client::GroupStateName(g.state))
+          .Key("members")
+          .Int(g.members)
+          .Key("coordinator_id")
+          .Int(g.coordinator_id)
+          .EndObject();
+    }
+    w.EndArray().Key("failed_brokers").BeginArray();
+    for (const auto& [id, status] : list->failed) {
+      w.BeginObject()
+          .Key("id")
+          .Int(id)
+          .Key("error")
+          .String(status.message())
+          .EndObject();
+    }
+    w.EndArray().EndObject();
+    PrintLine(w.str());
+  } else {
+    std::vector<std::vector<std::string>> rows = {
+        {"GROUP", "STATE", "MEMBERS", "COORDINATOR"}};
+    for (const auto& g : list->groups) {
+      rows.push_back({g.group_id, client::GroupStateName(g.state),
+                      absl::StrCat(g.members), absl::StrCat(g.coordinator_id)});
+    }
+    PrintTable(rows);
+  }
+  if (!list->failed.empty()) {
+    const auto& [id, status] = *list->failed.begin();
+    return absl::Status(
+        status.code(),
+        absl::StrCat(list->failed.size(),
+                     " broker(s) did not answer, so the "
+                     "groups they coordinate are missing; broker ",
+                     id, ": ", status.message()));
+  }
+  return absl::OkStatus();
+}
+
+void WriteTopicPartitions(
+    JsonWriter& w,
+    const google::protobuf::RepeatedPtrField<fjord::v1::TopicPartitions>& tps) {
+  w.BeginArray();
+  for (const auto& t : tps) {
+    w.BeginObject().Key("topic").String(t.topic()).Key("partitions");
+    WriteInts(w, t.partitions());
+    w.EndObject();
+  }
+  w.EndArray();
+}
+
+absl::Status GroupDescribe(const Invocation& inv, GroupAdmin& admin) {
+  const std::string group_id = inv.args[0];
+  auto d = admin.DescribeGroup(group_id);
+  if (!d.ok()) return d.status();
+
+  // One row per partition with a committed offset or an owner.
+  struct Row {
+    const fjord::v1::CommittedOffset* committed = nullptr;
+    const fjord::v1::GroupMember* owner = nullptr;
+  };
+  std::map<client::TopicPartition, Row> rows;
+  for (const auto& o : d->offsets()) {
+    if (o.offset() >= 0) rows[{o.topic(), o.partition()}].committed = &o;
+  }
+  std::vector<const fjord::v1::GroupMember*> idle_members;
+  for (const auto& m : d->members()) {
+    bool owns = false;
+    for (const auto& t : m.assignment()) {
+      for (int32_t p : t.partitions()) {
+        rows[{t.topic(), p}].owner = &m;
+        owns = true;
+      }
+    }
+    if (!owns) idle_members.push_back(&m);
+  }
+  std::vector<client::TopicPartition> partitions;
+  for (const auto& [tp, row] : rows) partitions.push_back(tp);
+  const auto log_ends =
+      admin.ListOffsets(partitions, fjord::v1::ListOffsetsRequest::LATEST);
+  auto log_end =
+      [&](const client::TopicPartition& tp) -> std::optional<int64_t> {
+    auto it = log_ends.find(tp);
+    if (it == log_ends.end() || !it->second.ok()) return std::nullopt;
+    return *it->second;
+  };
+
+  if (inv.json) {
+    JsonWriter w;
+    w.BeginObject()
+        .Key("group_id")
+        .String(d->group_id())
+        .Key("state")
+        .String(client::GroupStateName(d->state()))
+        .Key("group_epoch")
+        .Int(d->group_epoch())
+        .Key("assignor")
+        .String(d->assignor())
+        .Key("coordinator_id")
+        .Int(d->coordinator_id())
+        .Key("members")
+        .BeginArray();
+    for (const auto& m : d->members()) {
+      w.BeginObject()
+          .Key("member_id")
+          .String(m.member_id())
+          .Key("instance_id")
+          .String(m.instance_id())
+          .Key("member_epoch")
+          .Int(m.member_epoch())
+          .Key("subscribed_topics")
+          .BeginArray();
+      for (const auto& t : m.subscribed_topics()) w.String(t);
+      w.EndArray().Key("assignment");
+      WriteTopicPartitions(w, m.assignment());
+      w.Key("target_assignment");
+      WriteTopicPartitions(w, m.target_assignment());
+      w.Key("session_timeout_ms")
+          .Int(m.session_timeout_ms())
+          .Key("departed")
+          .Bool(m.departed())
+          .EndObject();
+    }
+    w.EndArray().Key("partitions").BeginArray();
+    for (const auto& [tp, row] : rows) {
+      const std::optional<int64_t> end = log_end(tp);
+      w.BeginObject()
+          .Key("topic")
+          .String(tp.topic)
+          .Key("partition")
+          .Int(tp.partition)
+          .Key("current_offset");
+      if (row.committed != nullptr) {
+        w.Int(row.committed->offset());
+      } else {
+        w.Null();
+      }
+      w.Key("log_end_offset");
+      if (end.has_value()) {
+        w.Int(*end);
+      } else {
+        w.Null();
+      }
+      w.Key("lag");
+      if (end.has_value() && row.committed != nullptr) {
+        w.Int(*end - row.committed->offset());
+      } else {
+        w.Null();
+      }
+      w.Key("member_id");
+      if (row.owner != nullptr) {
+        w.String(row.owner->member_id());
+      } else {
+        w.Null();
+      }
+      w.Key("instance_id");
+      if (row.owner != nullptr && !row.owner->instance_id().empty()) {
+        w.String(row.owner->instance_id());
+      } else {
+        w.Null();
+      }
+      w.Key("metadata")
+          .String(row.committed != nullptr ? row.committed->metadata() : "")
+          .Key("commit_time_ms");
+      if (row.committed != nullptr) {
+        w.Int(row.committed->commit_time_ms());
+      } else {
+        w.Null();
+      }
+      w.EndObject();
+    }
+    w.EndArray().EndObject();
+    PrintLine(w.str());
+    return absl::OkStatus();
+  }
+
+  PrintLine(absl::StrCat(
+      "Group: ", d->group_id(), "\tState: ", client::GroupStateName(d->state()),
+      "\tEpoch: ", d->group_epoch(),
+      "\tAssignor: ", d->assignor().empty() ? "-" : d->assignor(),
+      "\tCoordinator: ", d->coordinator_id(),
+      "\tMembers: ", d->members_size()));
+  PrintLine("");
+  std::vector<std::vector<std::string>> table = {
+      {"GROUP", "TOPIC", "PARTITION", "CURRENT-OFFSET", "LOG-END-OFFSET", "LAG",
+       "CONSUMER-ID", "INSTANCE-ID"}};
+  auto or_dash = [](const std::string& s) { return s.empty() ? "-" : s; };
+  for (const auto& [tp, row] : rows) {
+    const std::optional<int64_t> end = log_end(tp);
+    table.push_back(
+        {d->group_id(), tp.topic, absl::StrCat(tp.partition),
+         row.committed != nullptr ? absl::StrCat(row.committed->offset()) : "-",
+         end.has_value() ? absl::StrCat(*end) : "-",
+         end.has_value() && row.committed != nullptr
+             ? absl::StrCat(*end - row.committed->offset())
+             : "-",
+         row.owner != nullptr ? row.owner->member_id() : "-",
+         row.owner != nullptr ? or_dash(row.owner->instance_id()) : "-"});
+  }
+  for (const fjord::v1::GroupMember* m : idle_members) {
+    table.push_back({d->group_id(), "-", "-", "-", "-", "-", m->member_id(),
+                     or_dash(m->instance_id())});
+  }
+  PrintTable(table);
+  return absl::OkStatus();
+}
+
+absl::Status GroupResetOffsets(const Invocation& inv,
+                               const std::shared_ptr<Cluster>& cluster,
+                               GroupAdmin& admin) {
+  const std::string group_id = inv.args[0];
+  if (absl::Status s = client::ValidateGroupId(group_id); !s.ok()) return s;
+
+  // The partitions to reset.
+  std::vector<client::TopicPartition> partitions;
+  auto add_topic = [&](const std::string& topic,
+                       const std::vector<int32_t>& only) -> absl::Status {
+    auto info = cluster->Topic(topic, /*refresh=*/true);
+    if (!info.ok()) return info.status();
+    const int32_t count = (*info)->partitions_size();
+    if (only.empty()) {
+      for (int32_t p = 0; p < count; ++p) partitions.push_back({topic, p});
+      return absl::OkStatus();
+    }
+    for (int32_t p : only) {
+      if (p >= count) {
+        return absl::NotFoundError(absl::StrCat("topic '", topic,
+                                                "' has no partition ", p,
+                                                " (it has ", count, ")"));
+      }
+      partitions.push_back({topic, p});
+    }
+    return absl::OkStatus();
+  };
+  if (inv.Has("all-topics")) {
+    auto offsets = admin.FetchOffsets(group_id);
+    if (!offsets.ok()) return offsets.status();
+    std::set<std::string> topics;
+    for (const auto& [tp, o] : *offsets) topics.insert(tp.topic);
+    if (topics.empty()) {
+      return absl::NotFoundError(absl::StrCat(
+          "group '", group_id,
+          "' has no committed offsets: name the topics with --topic"));
+    }
+    for (const std::string& t : topics) {
+      if (absl::Status s = add_topic(t, {}); !s.ok()) return s;
+    }
+  } else {
+    std::set<std::string> seen;
+    for (const std::string& value : inv.GetAll("topic")) {
+      auto spec = ParseTopicPartitions(value);
+      if (!spec.ok()) return spec.status();
+      if (!seen.insert(spec->topic).second) {
+        return UsageError(
+            absl::StrCat("--topic ", spec->topic, " given more than once"));
+      }
+      if (absl::Status s = add_topic(spec->topic, spec->partitions); !s.ok()) {
+        return s;
+      }
+    }
+  }
+
+  // Where each one goes.
+  auto all_ok =
+      [](std::map<client::TopicPartition, absl::StatusOr<int64_t>> answers)
+      -> absl::StatusOr<std::map<client::TopicPartition, int64_t>> {
+    std::map<client::TopicPartition, int64_t> out;
+    for (auto& [tp, a] : answers) {
+      if (!a.ok()) return a.status();
+      out[tp] = *a;
+    }
+    return out;
+  };
+  using Spec = fjord::v1::ListOffsetsRequest;
+  std::map<client::TopicPartition, int64_t> target;
+  if (inv.Has("to-earliest") || inv.Has("to-latest")) {
+    auto offsets = all_ok(admin.ListOffsets(
+        partitions, inv.Has("to-earliest") ? Spec::EARLIEST : Spec::LATEST));
+    if (!offsets.ok()) return offsets.status();
+    target = *std::move(offsets);
+  } else if (inv.Has("to-datetime")) {
+    auto ms = ParseDateTime(inv.Get("to-datetime"));
+    if (!ms.ok()) return ms.status();
+    auto offsets = all_ok(admin.ListOffsets(partitions, Spec::TIMESTAMP, *ms));
+    if (!offsets.ok()) return offsets.status();
+    target = *std::move(offsets);
+  } else {
+    // --to-offset / --shift-by: clamped to [log start, log end] as Kafka does.
+    auto earliest = all_ok(admin.ListOffsets(partitions, Spec::EARLIEST));
+    if (!earliest.ok()) return earliest.status();
+    auto latest = all_ok(admin.ListOffsets(partitions, Spec::LATEST));
+    if (!latest.ok()) return latest.status();
+    std::map<client::TopicPartition, fjord::v1::CommittedOffset> committed;
+    int64_t n = 0;
+    if (inv.Has("to-offset")) {
+      auto o = ParseIntFlag("to-offset", inv.Get("to-offset"), 0, INT64_MAX);
+      if (!o.ok()) return o.status();
+      n = *o;
+    } else {
+      auto o = ParseIntFlag("shift-by", inv.Get("shift-by"), INT64_MIN / 2,
+                            INT64_MAX / 2);
+      if (!o.ok()) return o.status();
+      n = *o;
+      auto c = admin.FetchOffsets(group_id, partitions);
+      if (!c.ok()) return c.status();
+      committed = *std::move(c);
+    }
+    for (const client::TopicPartition& tp : partitions) {
+      int64_t offset = n;
+      if (inv.Has("shift-by")) {
+        auto it = committed.find(tp);
+        if (it == committed.end()) {
+          return absl::FailedPreconditionError(
+              absl::StrCat("cannot shift ", tp.ToString(), ": group '",
+                           group_id, "' has no committed offset for it"));
+        }
+        offset = it->second.offset() + n;
+      }
+      target[tp] = std::clamp(offset, (*earliest)[tp],
+                              std::max((*earliest)[tp], (*latest)[tp]));
+    }
+  }
+
+  const bool dry_run = inv.Has("dry-run");
+  if (!dry_run) {
+    if (absl::Status s = admin.CommitOffsets(group_id, target); !s.ok()) {
+      return s;
+    }
+  }
+  if (inv.json) {
+    JsonWriter w;
+    w.BeginObject()
+        .Key("group_id")
+        .String(group_id)
+        .Key("dry_run")
+        .Bool(dry_run)
+        .Key("partitions")
+        .BeginArray();
+    for (const auto& [tp, offset] : target) {
+      w.BeginObject()
+          .Key("topic")
+          .String(tp.topic)
+          .Key("partition")
+          .Int(tp.partition)
+          .Key("new_offset")
+          .Int(offset)
+          .EndObject();
+    }
+    w.EndArray().EndObject();
+    PrintLine(w.str());
+  } else {
+    std::vector<std::vector<std::string>> rows = {
+        {"GROUP", "TOPIC", "PARTITION", "NEW-OFFSET"}};
+    for (const auto& [tp, offset] : target) {
+      rows.push_back({group_id, tp.topic, absl::StrCat(tp.partition),
+                      absl::StrCat(offset)});
+    }
+    PrintTable(rows);
+  }
+  return absl::OkStatus();
+}
+
+absl::Status GroupDelete(const Invocation& inv, GroupAdmin& admin) {
+  const std::string group_id = inv.args[0];
+  if (absl::Status s = admin.DeleteGroup(group_id); !s.ok()) return s;
+  if (inv.json) {
+    JsonWriter w;
+    w.BeginObject().Key("deleted").String(group_id).EndObject();
+    PrintLine(w.str());
+  } else {
+    PrintLine(absl::StrCat("Deleted group ", group_id, "."));
+  }
   return absl::OkStatus();
 }
 
 absl::Status Run(const Invocation& inv) {
-  if (absl::StartsWith(inv.command, "group ")) {
-    return absl::UnimplementedError("consumer groups are not available yet");
-  }
   client::ClientOptions options;
   options.bootstrap = inv.bootstrap;
   auto cluster = Cluster::Create(options);
   if (!cluster.ok()) return cluster.status();
   if (inv.command == "produce") return Produce(inv, *cluster);
   if (inv.command == "consume") return Consume(inv, *cluster);
+  if (absl::StartsWith(inv.command, "group ")) {
+    GroupAdmin groups(*cluster);
+    if (inv.command == "group list") return GroupList(inv, groups);
+    if (inv.command == "group describe") return GroupDescribe(inv, groups);
+    if (inv.command == "group reset-offsets") {
+      return GroupResetOffsets(inv, *cluster, groups);
+    }
+    if (inv.command == "group delete") return GroupDelete(inv, groups);
+  }
   Admin admin(*cluster);
   if (inv.command == "cluster describe") return ClusterDescribe(inv, admin);
   if (inv.command == "topic create") return TopicCreate(inv, admin);

@@ -195,8 +195,17 @@ absl::StatusOr<RecordBatch> ControllerLogic::CreateTopics(
   for (const auto& [id, b] : image_->brokers()) {
     if (b.eligible()) eligible.push_back({id, b.rack});
   }
+  // Replication factor 0 asks for the default: min(3, unfenced brokers), at
+  // least 1 (so a single-node cluster gets 1).
+  std::vector<CreateTopicRequest> defaulted = requests;
+  for (CreateTopicRequest& req : defaulted) {
+    if (req.replication_factor == 0) {
+      req.replication_factor =
+          std::max<int32_t>(1, std::min<int32_t>(3, static_cast<int32_t>(eligible.size())));
+    }
+  }
   std::set<std::string> names;
-  for (const CreateTopicRequest& req : requests) {
+  for (const CreateTopicRequest& req : defaulted) {
     absl::Status s = broker::ValidateTopicName(req.name);
     if (!s.ok()) return s;
     if (image_->FindTopicByName(req.name) != nullptr) {
@@ -232,7 +241,7 @@ absl::StatusOr<RecordBatch> ControllerLogic::CreateTopics(
   }
   RecordBatch out;
   std::set<std::string> ids;
-  for (const CreateTopicRequest& req : requests) {
+  for (const CreateTopicRequest& req : defaulted) {
     std::string id = new_topic_id();
     if (!IsValidTopicId(id) || image_->FindTopicById(id) != nullptr ||
         !ids.insert(id).second) {

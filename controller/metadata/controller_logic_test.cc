@@ -220,7 +220,7 @@ TEST_F(ControllerLogicTest, CreateTopicsValidatesAllOrNothing) {
       {{{"ok", 0, 1, {}}}, absl::StatusCode::kInvalidArgument},
       {{{"ok", 10001, 1, {}}}, absl::StatusCode::kInvalidArgument},
       {{{"ok", 1, 3, {}}}, absl::StatusCode::kInvalidArgument},
-      {{{"ok", 1, 0, {}}}, absl::StatusCode::kInvalidArgument},
+      {{{"ok", 1, -1, {}}}, absl::StatusCode::kInvalidArgument},
       {{{"ok", 1, 1, {{"retention.bytes", "1"}}}},
        absl::StatusCode::kInvalidArgument},
       {{{"ok", 1, 1, {{"unclean.leader.election.enable", "maybe"}}}},
@@ -249,6 +249,22 @@ TEST_F(ControllerLogicTest, CreateTopicsValidatesAllOrNothing) {
     EXPECT_EQ(p.leader_epoch, 0);
     EXPECT_EQ(p.partition_epoch, 0);
   }
+}
+
+TEST_F(ControllerLogicTest, ReplicationFactorZeroMeansMinOfThreeAndBrokers) {
+  auto gen = [&] { return NextId(); };
+  Join(1);
+  Join(2);
+  auto batch = logic_.CreateTopics({{"two", 2, 0, {}}}, gen);
+  ASSERT_TRUE(batch.ok()) << batch.status();
+  Apply(*batch);
+  EXPECT_EQ(image_.FindTopicByName("two")->partitions[0].replicas.size(), 2u);
+  Join(3);
+  Join(4);
+  batch = logic_.CreateTopics({{"three", 2, 0, {}}}, gen);
+  ASSERT_TRUE(batch.ok()) << batch.status();
+  Apply(*batch);
+  EXPECT_EQ(image_.FindTopicByName("three")->partitions[0].replicas.size(), 3u);
 }
 
 TEST_F(ControllerLogicTest, CreateTopicsPlacesOnlyOnEligibleBrokersByRack) {
