@@ -1,8 +1,9 @@
 // The quick chaos suite (issue 6, first slice: process faults): 3 controllers
 // and 3 brokers on 127.0.0.1, concurrent acks=all producers of unique values
-// on a 3x3 topic plus a keyed workload on another 3x3 topic and a reader of
-// committed records, while a seeded nemesis kills, pauses and restarts brokers
-// and controllers. Then every fault is healed, every partition is read from
+// on a 3x3 topic plus a keyed workload on another 3x3 topic, a reader of
+// committed records, and two consumers in a group reading the first topic and
+// committing, while a seeded nemesis kills, pauses and restarts brokers and
+// controllers. Then every fault is healed, every partition is read from
 // offset 0 and the checker judges the history. Prints the seed, the schedule,
 // the fault timeline, the checker's report and one line
 //
@@ -26,6 +27,8 @@
 #include "absl/time/clock.h"
 #include "gtest/gtest.h"
 #include "integration_tests/chaos/checker.h"
+#include "integration_tests/chaos/group_checker.h"
+#include "integration_tests/chaos/group_workload.h"
 #include "integration_tests/chaos/history.h"
 #include "integration_tests/chaos/nemesis.h"
 #include "integration_tests/chaos/workload.h"
@@ -222,6 +225,15 @@ void RunQuickSuite(uint64_t seed, std::unique_ptr<Cluster>* cluster_out) {
   }
   workload.StartReader(process++, {kTopic, kKeyedTopic}, kPartitions,
                        absl::Milliseconds(500));
+  // Two consumers in a group read the unique-value topic and commit, coming
+  // and going as new members now and then.
+  GroupLog group_log;
+  GroupWorkloadOptions group_options;
+  group_options.bootstrap = cluster.bootstrap();
+  group_options.topic = kTopic;
+  group_options.group = "chaos-group";
+  GroupWorkload group_workload(group_options, &group_log);
+  group_workload.Start();
 
   // The nemesis: at most 90 s of faults; a fault under way is always healed.
   Nemesis nemesis(&cluster, &client, &history, kTopic, &std::cerr);
@@ -265,8 +277,29 @@ void RunQuickSuite(uint64_t seed, std::unique_ptr<Cluster>* cluster_out) {
     }
   }
 
+  // The group: let its consumers read everything committed, stop them, and
+  // judge what they saw against the final read and the committed offsets.
+  std::map<int32_t, std::vector<ReadRecord>> group_final;
+  std::map<int32_t, int64_t> ends;
+  for (int p = 0; p < kPartitions; ++p) {
+    group_final[p] = final_reads[{kTopic, p}];
+    ends[p] = static_cast<int64_t>(group_final[p].size());
+  }
+  EXPECT_TRUE(group_workload.WaitCaughtUp(ends, absl::Seconds(60)))
+      << "the group's consumers did not read every committed record within 60 s";
+  group_workload.Stop();
+  absl::StatusOr<std::map<int32_t, int64_t>> committed = group_workload.Committed();
+  EXPECT_TRUE(committed.ok()) << committed.status();
+  const GroupCheckResult group_result =
+      CheckGroup(group_log.polls(), group_log.commits(), group_final,
+                 committed.value_or(std::map<int32_t, int64_t>{}));
+  std::cerr << group_result.Report();
+  EXPECT_TRUE(group_result.valid()) << "group anomalies in seed " << seed;
+  EXPECT_GT(group_result.commits, 0);
+
   const std::vector<FaultRecord> faults = history.faults();
-  const CheckResult result = Check(history.ops(), final_reads, faults);
+  CheckResult result = Check(history.ops(), final_reads, faults);
+  result.double_owned = group_result.double_owned;
   std::cerr << result.Report();
   std::cerr << result.Summary(seed, static_cast<int>(faults.size())) << "\n";
   // std::cout too, so that the line is in the test log even when it passes.

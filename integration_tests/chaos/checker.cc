@@ -305,14 +305,15 @@ class Checker {
 bool CheckResult::valid() const {
   return lost == 0 && unexpected == 0 && read_from_failed == 0 &&
          double_valued == 0 && reordered == 0 && offset_gaps == 0 &&
-         unrecovered == 0;
+         unrecovered == 0 && double_owned == 0;
 }
 
 std::string CheckResult::Summary(uint64_t seed, int faults) const {
   return absl::StrCat("run seed=", seed, " faults=", faults, " acked=", acked,
                       " lost=", lost, " unexpected=", unexpected,
                       " duplicated=", duplicated, " reordered=", reordered,
-                      " double_owned=0 max_recovery_ms=", max_recovery_ms);
+                      " double_owned=", double_owned,
+                      " max_recovery_ms=", max_recovery_ms);
 }
 
 std::string CheckResult::Report() const {

@@ -82,6 +82,9 @@ struct CheckResult {
   int64_t offset_gaps = 0;
   int64_t unrecovered = 0;
   int64_t max_recovery_ms = 0;
+  // Set by the caller from the group checker (group_checker.h): partitions two
+  // group members owned at once. 0 when the run had no group consumers.
+  int64_t double_owned = 0;
   std::vector<Recovery> recoveries;
 
   // One line per anomaly instance (duplicates included), at most 20 per kind,
@@ -93,8 +96,7 @@ struct CheckResult {
   bool valid() const;
 
   // `run seed=S faults=F acked=N lost=L unexpected=U duplicated=D reordered=R
-  // double_owned=0 max_recovery_ms=M`. double_owned stays 0 until consumer
-  // groups exist. The counters the line has no field for (read_from_failed,
+  // double_owned=O max_recovery_ms=M`. The counters the line has no field for (read_from_failed,
   // double_valued, offset_gaps, unrecovered) are in Report().
   std::string Summary(uint64_t seed, int faults) const;
   // Every counter, each recovery and the details, several lines.
