@@ -267,7 +267,17 @@ void GroupCoordinator::ExpireSessions() {
   const absl::Time now = absl::Now();
   for (const auto& [shard, g] : all) {
     absl::MutexLock lock(&g->mu);
-    if (g->gone || g->membership.empty()) continue;
+    if (g->gone) continue;
+    if (g->membership.empty() && g->offsets.empty() && g->membership.group_epoch() == 0) {
+      // Made by a join that was then refused (a bad request): nothing was ever
+      // written for it, so forget it rather than keep it forever.
+      g->gone = true;
+      absl::MutexLock shard_lock(&mu_);
+      auto it = shard->groups.find(g->membership.group_id());
+      if (it != shard->groups.end() && it->second == g) shard->groups.erase(it);
+      continue;
+    }
+    if (g->membership.empty()) continue;
     group::GroupMembership next = g->membership;
     if (!next.ExpireMembers(now, [this](const std::string& t) { return PartitionCount(t); })) {
       continue;
