@@ -72,18 +72,28 @@ absl::StatusOr<std::unique_ptr<Broker>> Broker::Start(const BrokerOptions& optio
   storage::StoreOptions store_options;
   store_options.data_dir = options.data_dir;
   store_options.fsync = options.fsync;
+  if (!options.planted_bug.empty() && options.planted_bug != "ack-before-replication" &&
+      options.planted_bug != "skip-fsync") {
+    return absl::InvalidArgumentError(
+        absl::StrCat("FJORD_TESTING_PLANTED_BUG=", options.planted_bug,
+                     " is not a known planted bug (ack-before-replication, skip-fsync)"));
+  }
+  if (options.planted_bug == "skip-fsync") {
+    LOG(ERROR) << "TESTING ONLY: planted bug skip-fsync: appends are acknowledged "
+                  "without being synced; acknowledged records WILL be lost when the "
+                  "machine loses power";
+    store_options.planted_skip_fsync = true;
+  }
+  if (options.testing_sync_journal) {
+    store_options.sync_journal_path = options.data_dir + ".sync-journal";
+  }
   ASSIGN_OR_RETURN(broker->store_, storage::LogStore::Open(store_options));
 
   // The ServiceContext refers to the metadata, which refers to the store; all of
   // them live as long as the broker.
   ServiceContext ctx;
   ctx.limits = options.limits;
-  if (!options.planted_bug.empty()) {
-    if (options.planted_bug != "ack-before-replication") {
-      return absl::InvalidArgumentError(
-          absl::StrCat("FJORD_TESTING_PLANTED_BUG=", options.planted_bug,
-                       " is not a known planted bug (ack-before-replication)"));
-    }
+  if (options.planted_bug == "ack-before-replication") {
     LOG(ERROR) << "TESTING ONLY: planted bug " << options.planted_bug
                << ": acks=all is acknowledged before followers have the batch; "
                   "acknowledged records WILL be lost when a leader fails";

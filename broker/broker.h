@@ -41,8 +41,13 @@ struct BrokerOptions {
   // Testing only: a bug planted on purpose, to show that the chaos suite's
   // checker catches it. Set from $FJORD_TESTING_PLANTED_BUG (there is no flag);
   // "ack-before-replication" makes acks=all answer before followers have the
-  // batch. Empty (the default) plants nothing.
+  // batch; "skip-fsync" acknowledges appends without syncing them. Empty (the
+  // default) plants nothing.
   std::string planted_bug;
+  // Testing only ($FJORD_TESTING_SYNC_JOURNAL=1): journal every sync of the
+  // store to <data-dir>.sync-journal, so a test can drop unsynced data after a
+  // kill (//storage:drop-unsynced).
+  bool testing_sync_journal = false;
 };
 
 class Broker {

@@ -73,6 +73,10 @@ int main(int argc, char** argv) {
   if (const char* bug = std::getenv("FJORD_TESTING_PLANTED_BUG"); bug != nullptr) {
     options.planted_bug = bug;
   }
+  if (const char* journal = std::getenv("FJORD_TESTING_SYNC_JOURNAL");
+      journal != nullptr && std::string(journal) == "1") {
+    options.testing_sync_journal = true;
+  }
   if (node_id < 1 || node_id > INT32_MAX) return fail("--node-id must be from 1 to 2147483647");
   options.node_id = static_cast<int32_t>(node_id);
   absl::StatusOr<fjord::storage::FsyncPolicy> policy =

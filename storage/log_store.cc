@@ -40,6 +40,7 @@
 // -> state_mu_, and separately queue_mu_ -> cf_mu_ -> state_mu_. queue_mu_ is
 // never held while waiting for db_mu_ or map_mu_.
 #include "storage/log_store.h"
+#include "storage/sync_journal_fs.h"
 
 #include <algorithm>
 #include <deque>
@@ -354,6 +355,8 @@ struct Writer {
 class StoreCore : public std::enable_shared_from_this<StoreCore> {
  public:
   explicit StoreCore(StoreOptions options) : options_(std::move(options)) {}
+  // Testing only: the Env over the sync-journal FileSystem; outlives db_.
+  std::unique_ptr<rocksdb::Env> env_;
   ~StoreCore() {
     // Close() normally ran already (LogStoreImpl's destructor calls it).
     CHECK(db_ == nullptr) << "StoreCore destroyed while open";
@@ -490,6 +493,14 @@ absl::Status StoreCore::OpenDb() {
       options_.write_buffer_budget_bytes);
 
   rocksdb::DBOptions db_options;
+  if (!options_.sync_journal_path.empty()) {
+    ASSIGN_OR_RETURN(std::shared_ptr<rocksdb::FileSystem> fs,
+                     NewSyncJournalFileSystem(options_.sync_journal_path));
+    env_ = rocksdb::NewCompositeEnv(fs);
+    db_options.env = env_.get();
+    LOG(WARNING) << "TESTING: journaling syncs of " << options_.data_dir << " to "
+                 << options_.sync_journal_path;
+  }
   db_options.create_if_missing = true;
   db_options.create_missing_column_families = true;
   db_options.write_buffer_manager = write_buffer_manager_;
@@ -846,7 +857,8 @@ void StoreCore::LeadGroup() {
     queue_mu_.Unlock();
     {
       rocksdb::WriteOptions write_options;
-      write_options.sync = options_.fsync == FsyncPolicy::kAlways;
+      write_options.sync =
+          options_.fsync == FsyncPolicy::kAlways && !options_.planted_skip_fsync;
       absl::ReaderMutexLock dl(&db_mu_);
       s = db_ == nullptr ? rocksdb::Status::Aborted("closed")
                          : db_->Write(write_options, &write_batch);

@@ -76,6 +76,14 @@ struct StoreOptions {
   // replica.high.watermark.checkpoint.interval.ms. High watermarks are also
   // written with each partition's next append and on Close.
   absl::Duration high_watermark_checkpoint_interval = absl::Seconds(5);
+
+  // Testing only (the chaos suite's lose-unsynced-data fault and its planted
+  // bug). sync_journal_path: write through a FileSystem that journals every
+  // sync there (storage/sync_journal_fs.h). planted_skip_fsync: never sync
+  // appends, whatever `fsync` says: a bug planted on purpose so a test can show
+  // that the fault is caught.
+  std::string sync_journal_path;
+  bool planted_skip_fsync = false;
 };
 
 // Names a partition replica: the topic's id (not its name, so that a topic
