@@ -22,6 +22,10 @@ Reason DefaultReason(absl::StatusCode code) {
       return fjord::v1::ErrorInfo::INVALID_REQUEST;
     case absl::StatusCode::kInternal:
       return fjord::v1::ErrorInfo::STORAGE_ERROR;
+    case absl::StatusCode::kResourceExhausted:
+      // Every limit a request can exceed is reported with its own reason
+      // (MakeError); without one, it is the store's full disk.
+      return fjord::v1::ErrorInfo::DISK_FULL;
     default:
       return fjord::v1::ErrorInfo::REASON_UNSPECIFIED;
   }

@@ -118,7 +118,8 @@ absl::Status BrokerProcess::Prepare() {
   absl::StatusOr<std::string> dir = MakeTestDir(options_.name);
   if (!dir.ok()) return dir.status();
   dir_ = *dir;
-  data_dir_ = (fs::path(dir_) / "data").string();
+  data_dir_ = options_.data_dir.empty() ? (fs::path(dir_) / "data").string()
+                                         : options_.data_dir;
   log_path_ = (fs::path(dir_) / "broker.log").string();
   return absl::OkStatus();
 }

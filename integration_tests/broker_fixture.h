@@ -46,6 +46,8 @@ class BrokerProcess {
     std::vector<std::string> extra_args;
     // Added to the environment, e.g. {{"FJORD_CREATE_TOPICS", "t:5:1"}}.
     EnvVars env;
+    // The broker's --data-dir; empty means "data" in the test's directory.
+    std::string data_dir;
   };
 
   BrokerProcess() : BrokerProcess(Options{}) {}

@@ -183,6 +183,11 @@ absl::Status FromRocks(const rocksdb::Status& s, absl::string_view context) {
   if (s.ok()) return absl::OkStatus();
   const std::string msg = absl::StrCat(context, ": ", s.ToString());
   if (s.IsCorruption()) return absl::DataLossError(msg);
+  if (s.IsNoSpace()) {
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "the broker's disk is full; nothing was written (", msg,
+        "). Writes resume once space is freed"));
+  }
   if (s.IsNotFound()) return absl::NotFoundError(msg);
   return absl::InternalError(msg);
 }
@@ -355,6 +360,30 @@ struct Writer {
 class StoreCore : public std::enable_shared_from_this<StoreCore> {
  public:
   explicit StoreCore(StoreOptions options) : options_(std::move(options)) {}
+  // After a failed write: asks RocksDB to leave its background-error state
+  // (DB::Resume), at most once a second. Called by a group's leader before it
+  // writes, without the queue lock.
+  void MaybeResume() {
+    if (!needs_resume_.load()) return;
+    const absl::Time now = absl::Now();
+    {
+      absl::MutexLock l(&resume_mu_);
+      if (now - last_resume_ < absl::Seconds(1)) return;
+      last_resume_ = now;
+    }
+    absl::ReaderMutexLock dl(&db_mu_);
+    if (db_ == nullptr) return;
+    rocksdb::Status s = db_->Resume();
+    if (s.ok()) {
+      needs_resume_.store(false);
+      LOG(WARNING) << "the store resumed writing after an I/O error";
+    } else {
+      LOG(WARNING) << "the store cannot resume writing yet: " << s.ToString();
+    }
+  }
+  std::atomic<bool> needs_resume_{false};
+  absl::Mutex resume_mu_;
+  absl::Time last_resume_ ABSL_GUARDED_BY(resume_mu_) = absl::InfinitePast();
   // Testing only: the Env over the sync-journal FileSystem; outlives db_.
   std::unique_ptr<rocksdb::Env> env_;
   ~StoreCore() {
@@ -855,6 +884,7 @@ void StoreCore::LeadGroup() {
   rocksdb::Status s;
   if (!written.empty()) {
     queue_mu_.Unlock();
+    MaybeResume();
     {
       rocksdb::WriteOptions write_options;
       write_options.sync =
@@ -883,7 +913,16 @@ void StoreCore::LeadGroup() {
     const absl::Status error = FromRocks(s, "appending");
     LOG(ERROR) << "group write of " << written.size()
                << " appends failed: " << error;
-    for (Writer* w : written) w->result = absl::InternalError(error.message());
+    // RocksDB stops writing after an I/O error (its background error); the
+    // next group asks it to resume (MaybeResume), so a disk that had filled
+    // up takes writes again once space is freed.
+    needs_resume_.store(true);
+    for (Writer* w : written) {
+      w->result = absl::Status(
+          error.code() == absl::StatusCode::kResourceExhausted ? error.code()
+                                                               : absl::StatusCode::kInternal,
+          error.message());
+    }
     // This group was the only write in flight: nothing past log_end_ exists.
     for (auto& [p, epochs_changed] : touched) {
       p->pending_end_ = p->log_end_offset();
