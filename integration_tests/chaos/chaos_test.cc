@@ -518,6 +518,85 @@ TEST_F(ChaosTest, LoseUnsyncedDataCatchesAPlantedSkippedFsync) {
   }
 }
 
+// Named scenario (Kafka KIP-966): the last in-sync replica crashes and loses
+// what it never synced. Both followers are paused until the ISR has shrunk to
+// the leader alone (replica.lag.time.max.ms, 3 s); the leader acknowledges 50
+// acks=all records on its own (min.insync.replicas=1); then it is SIGKILLed and
+// loses its unsynced data, the followers resume, and the leader restarts. The
+// followers cannot be elected (not in the ISR, unclean election off), so the
+// partition waits for the old leader, which with --fsync always still has every
+// record it acknowledged.
+TEST_F(ChaosTest, LastInSyncReplicaLosingUnsyncedDataKeepsAcknowledgedRecords) {
+  constexpr char kTopic966[] = "kip966";
+  ClusterOptions o;
+  o.base_dir = absl::StrCat(std::getenv("TEST_TMPDIR"), "/kip966");
+  std::filesystem::remove_all(o.base_dir);
+  o.controllers = 3;
+  o.brokers = 3;
+  o.broker_binary = Runfile("broker/fjord-broker");
+  o.controller_binary = Runfile("controller/fjord-controller");
+  o.cli_binary = Runfile("client/fjord");
+  o.controller_args = {"--session-timeout-ms=3000"};
+  o.broker_args = {"--replica-lag-time-max-ms=3000"};
+  o.env = {{"FJORD_TESTING_SYNC_JOURNAL", "1"}};
+  o.create_topics = absl::StrCat(kTopic966, ":", kPartitions, ":3");
+  o.start_timeout = absl::Seconds(30);
+  absl::StatusOr<std::unique_ptr<Cluster>> up = Cluster::Up(o);
+  ASSERT_TRUE(up.ok()) << up.status();
+  cluster_ = std::move(*up);
+  std::map<int, std::string> brokers;
+  for (int id = 1; id <= 3; ++id) {
+    brokers[id] = cluster_->Find(absl::StrCat("broker-", id))->address();
+  }
+  ChaosClient client(brokers);
+  ASSERT_TRUE(WaitForLeaders(client, {kTopic966}, /*full_isr=*/true, absl::Seconds(30)));
+  const std::optional<int> leader = client.Leader(kTopic966, 0);
+  ASSERT_TRUE(leader.has_value());
+  const std::string leader_node = absl::StrCat("broker-", *leader);
+  std::vector<std::string> followers;
+  for (int id = 1; id <= 3; ++id) {
+    if (id != *leader) followers.push_back(absl::StrCat("broker-", id));
+  }
+  History history;
+  Workload workload(&client, &history, WorkloadOptions{});
+  const absl::Time started = absl::Now();
+  for (const std::string& f : followers) ASSERT_TRUE(cluster_->Pause(f).ok()) << f;
+  // The first write waits until the leader has dropped the followers from the
+  // ISR; then the ISR is the leader alone.
+  for (int i = 0; i < 50; ++i) {
+    workload.ProduceWithRetries(0, kTopic966, 0, "", absl::StrCat("k", i));
+  }
+  absl::StatusOr<fjord::v1::TopicInfo> info = client.Describe(kTopic966);
+  ASSERT_TRUE(info.ok()) << info.status();
+  EXPECT_EQ(info->partitions(0).isr_size(), 1) << info->partitions(0).ShortDebugString();
+  ASSERT_TRUE(cluster_->Kill(leader_node).ok());
+  absl::StatusOr<CommandResult> dropped =
+      RunCommand(Runfile("storage/drop-unsynced"),
+                 {cluster_->Find(leader_node)->data_dir + ".sync-journal"}, "", absl::Seconds(30));
+  ASSERT_TRUE(dropped.ok() && dropped->exit.ExitedWith(0));
+  std::cerr << "chaos: " << leader_node << ": " << dropped->out;
+  for (const std::string& f : followers) ASSERT_TRUE(cluster_->Resume(f).ok()) << f;
+  ASSERT_TRUE(cluster_->Restart(leader_node).ok());
+  FaultRecord fault;
+  fault.kind = "isr-of-one+kill-leader+lose-unsynced-data";
+  fault.target = leader_node;
+  fault.started = started;
+  fault.healed = absl::Now();
+  history.AddFault(fault);
+  ASSERT_TRUE(WaitForLeaders(client, {kTopic966}, /*full_isr=*/true, absl::Seconds(30)));
+  workload.ProduceWithRetries(0, kTopic966, 0, "", "after-heal");
+  FinalReads final_reads;
+  absl::StatusOr<FinalRead> read = ReadUntilStable(client, kTopic966, 0);
+  ASSERT_TRUE(read.ok()) << read.status();
+  final_reads[{kTopic966, 0}] = std::move(read->records);
+  const CheckResult result = Check(history.ops(), final_reads, history.faults());
+  std::cerr << result.Report();
+  std::cout << "KIP-966 scenario: " << result.Summary(0, 1) << std::endl;
+  EXPECT_EQ(result.acked, 51);
+  EXPECT_TRUE(result.valid());
+  EXPECT_TRUE(cluster_->Down().ok());
+}
+
 TEST_F(ChaosTest, QuickSuiteLosesNothingAcknowledged) {
   RunQuickSuite(SeedFromEnvironment(), &cluster_);
   if (cluster_ != nullptr) {
