@@ -4,6 +4,7 @@
 #include <netinet/in.h>
 #include <signal.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -187,6 +188,21 @@ absl::StatusOr<std::string> ResolveBinary(const std::string& path,
   return abs.lexically_normal().string();
 }
 
+// `ip` (iproute2) in the usual system directories, or "".
+std::string FindIpBinary() {
+  for (const char* c : {"/usr/sbin/ip", "/sbin/ip", "/usr/bin/ip", "/bin/ip"}) {
+    if (access(c, X_OK) == 0) return c;
+  }
+  return "";
+}
+
+// The inode of a network namespace file ("/proc/<pid>/ns/net" or
+// "/var/run/netns/<name>"), 0 when it cannot be read.
+ino_t NetnsInode(const std::string& path) {
+  struct stat st {};
+  return stat(path.c_str(), &st) == 0 ? st.st_ino : 0;
+}
+
 absl::Status CheckValue(absl::string_view key, absl::string_view value) {
   if (absl::StrContains(value, '\n') || absl::StrContains(value, '\r')) {
     return absl::InvalidArgumentError(
@@ -209,9 +225,7 @@ absl::string_view NodeStateName(NodeState state) {
   return "exited";
 }
 
-std::string NodeInfo::address() const {
-  return absl::StrCat("127.0.0.1:", port);
-}
+std::string NodeInfo::address() const { return absl::StrCat(host, ":", port); }
 
 // ---------------------------------------------------------------------------
 // Start-up
@@ -333,14 +347,38 @@ absl::StatusOr<std::unique_ptr<Cluster>> Cluster::Up(ClusterOptions options) {
     }
     return absl::ResourceExhaustedError("no free port on 127.0.0.1");
   };
+  const bool in_namespaces = !options.node_networks.empty();
+  if (in_namespaces && FindIpBinary().empty()) {
+    return absl::InvalidArgumentError(
+        "node_networks needs the `ip` binary (iproute2)");
+  }
   auto add_node = [&](NodeRole role, int id) -> absl::Status {
     Node node;
     node.info.role = role;
     node.info.id = id;
     node.info.name = NodeName(role, id);
-    absl::StatusOr<int> port = assign_port(node.info.name);
-    if (!port.ok()) return port.status();
-    node.info.port = *port;
+    if (in_namespaces) {
+      auto it = options.node_networks.find(node.info.name);
+      if (it == options.node_networks.end() || it->second.netns.empty() ||
+          it->second.host.empty() || it->second.port <= 0) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("node_networks has no namespace, host and port for ",
+                         node.info.name));
+      }
+      if (access(absl::StrCat("/var/run/netns/", it->second.netns).c_str(),
+                 F_OK) != 0) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("network namespace ", it->second.netns, " of ",
+                         node.info.name, " does not exist"));
+      }
+      node.info.netns = it->second.netns;
+      node.info.host = it->second.host;
+      node.info.port = it->second.port;
+    } else {
+      absl::StatusOr<int> port = assign_port(node.info.name);
+      if (!port.ok()) return port.status();
+      node.info.port = *port;
+    }
     fs::path dir = fs::path(cluster->base_dir_) / node.info.name;
     node.info.data_dir = (dir / "data").string();
     node.info.log_path = (dir / (node.info.name + ".log")).string();
@@ -487,6 +525,17 @@ absl::Status Cluster::Spawn(Node& node) {
   p.unset_env = InheritedFjordVariables(info.env);
   p.log_path = info.log_path;
   p.new_session = detach_;
+  if (!info.netns.empty()) {
+    // `ip netns exec NS BINARY ARGS` enters the namespace and execs BINARY in
+    // place (no fork outside batch mode), so the PID is the server's own.
+    p.binary = FindIpBinary();
+    if (p.binary.empty()) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "cannot start ", info.name, " in ", info.netns, ": no `ip` binary"));
+    }
+    p.args = {"netns", "exec", info.netns, info.binary};
+    p.args.insert(p.args.end(), info.args.begin(), info.args.end());
+  }
   absl::StatusOr<std::unique_ptr<Process>> process = Process::Spawn(p);
   if (!process.ok()) return process.status();
   info.pid = (*process)->pid();
@@ -495,12 +544,33 @@ absl::Status Cluster::Spawn(Node& node) {
   // Let execve finish setting up the command line (posix_spawn returns as soon
   // as the child has left the parent's memory), so that a later invocation
   // reading the state file sees it. Bounded; a child that dies meanwhile ends
-  // the wait.
+  // the wait. In a namespace, wait until `ip` has exec'd the server itself.
   const absl::Time exec_deadline = absl::Now() + absl::Seconds(2);
-  while (absl::Now() < exec_deadline && ReadCmdline(info.pid).empty() &&
+  auto exec_done = [&] {
+    std::vector<std::string> argv = ReadCmdline(info.pid);
+    if (info.netns.empty()) return !argv.empty();
+    return !argv.empty() && argv[0] == info.binary;
+  };
+  while (absl::Now() < exec_deadline && !exec_done() &&
          ReadProcStat(info.pid).has_value() &&
          ReadProcStat(info.pid)->state != 'Z') {
     absl::SleepFor(absl::Milliseconds(1));
+  }
+  if (!info.netns.empty()) {
+    // The recorded PID must be the server, in its namespace: never a wrapper
+    // that a signal would miss the server behind.
+    const ino_t want = NetnsInode(absl::StrCat("/var/run/netns/", info.netns));
+    const ino_t have = NetnsInode(absl::StrCat("/proc/", info.pid, "/ns/net"));
+    if (!exec_done() || want == 0 || want != have) {
+      std::string why = !(*process)->Running()
+                            ? "exited before it ran the server"
+                        : exec_done() ? "runs outside its namespace"
+                                      : "did not exec the server within 2 s";
+      (void)(*process)->Kill();
+      return absl::FailedPreconditionError(
+          absl::StrCat(info.name, " (pid ", info.pid, ", `ip netns exec ",
+                       info.netns, "`) ", why, LogHint(info)));
+    }
   }
   if (detach_) {
     (*process)->Release();
@@ -879,6 +949,10 @@ absl::Status Cluster::WriteState() const {
     update(put("role", RoleName(info.role)));
     update(put("id", absl::StrCat(info.id)));
     update(put("port", absl::StrCat(info.port)));
+    if (!info.netns.empty()) {  // absent for nodes on 127.0.0.1, as before
+      update(put("netns", info.netns));
+      update(put("host", info.host));
+    }
     update(put("pid", absl::StrCat(info.pid)));
     update(put("start_ticks", absl::StrCat(info.start_ticks)));
     update(put("data_dir", info.data_dir));
@@ -941,6 +1015,11 @@ absl::StatusOr<std::vector<NodeInfo>> Cluster::ReadState(
       ok = absl::SimpleAtoi(value, &info.pid);
     } else if (key == "start_ticks") {
       ok = absl::SimpleAtoi(value, &info.start_ticks);
+    } else if (key == "netns") {
+      info.netns = value;
+    } else if (key == "host") {
+      info.host = value;
+      ok = !value.empty();
     } else if (key == "data_dir") {
       info.data_dir = value;
     } else if (key == "log") {
@@ -970,11 +1049,12 @@ std::string Cluster::DescribeForDebugging(int lines) const {
   std::string out;
   for (const Node& n : nodes_) {
     const NodeInfo& info = n.info;
-    absl::StrAppend(&out, "=== ", info.name, " pid ", info.pid, " on ",
-                    info.address(), "\n    data dir: ", info.data_dir,
-                    "\n    log:      ", info.log_path, "\n--- last ", lines,
-                    " log lines ---\n",
-                    TailLines(ReadFileOrEmpty(info.log_path), lines), "\n");
+    absl::StrAppend(
+        &out, "=== ", info.name, " pid ", info.pid, " on ", info.address(),
+        info.netns.empty() ? "" : absl::StrCat(" in netns ", info.netns),
+        "\n    data dir: ", info.data_dir, "\n    log:      ", info.log_path,
+        "\n--- last ", lines, " log lines ---\n",
+        TailLines(ReadFileOrEmpty(info.log_path), lines), "\n");
   }
   return out;
 }

@@ -1,7 +1,9 @@
 // A local Fjord cluster of real processes on 127.0.0.1: C controllers (0, 1, 3
 // or 5) and B brokers, each with its own free port, data directory and log file
-// under one base directory. The same code serves the integration tests (which
-// own the processes: they die with the Cluster object) and the launcher
+// under one base directory. (Or, for network-partition tests, each node in a
+// network namespace of its own on that namespace's address:
+// ClusterOptions::node_networks.) The same code serves the integration tests
+// (which own the processes: they die with the Cluster object) and the launcher
 // `deploy/local/cluster` (which starts them in sessions of their own so they
 // outlive it, and finds them again from the state file on the next run).
 //
@@ -76,7 +78,12 @@ struct NodeInfo {
   std::string name;  // "controller-<id>" or "broker-<id>"
   NodeRole role = NodeRole::kBroker;
   int id = 0;
-  int port = 0;  // on 127.0.0.1
+  int port = 0;  // on `host`
+  // The address the node listens on and advertises: 127.0.0.1, or its
+  // network namespace's address (ClusterOptions::node_networks).
+  std::string host = "127.0.0.1";
+  // The network namespace the node runs in ("" for the caller's own).
+  std::string netns;
   std::string data_dir;
   std::string log_path;
   std::string binary;             // absolute path, also argv[0]
@@ -88,7 +95,7 @@ struct NodeInfo {
   // PID.
   int64_t start_ticks = 0;
 
-  // "127.0.0.1:<port>".
+  // "<host>:<port>" ("127.0.0.1:<port>" by default).
   std::string address() const;
 };
 
@@ -103,6 +110,14 @@ struct NodeStatus {
   int port = 0;
   std::string data_dir;
   std::string log_path;
+};
+
+// Where one node runs when the cluster is spread over network namespaces
+// (integration_tests/netns.h).
+struct NodeNetwork {
+  std::string netns;  // an existing namespace (`ip netns list`)
+  std::string host;   // an IPv4 address of that namespace
+  int port = 0;
 };
 
 struct ClusterOptions {
@@ -133,6 +148,15 @@ struct ClusterOptions {
   bool detach = false;
   // Bounds Up (every node SERVING, topics created) and Restart.
   absl::Duration start_timeout = absl::Seconds(60);
+  // Empty (the default): every node on 127.0.0.1 with a free port, in this
+  // process's network namespace. Otherwise one entry per node name
+  // ("controller-1", "broker-2", ...): the node is started inside that
+  // namespace with `ip netns exec <netns> <binary> ...` (which execs the
+  // server in place, so the recorded PID is the server's own; Spawn checks
+  // that the PID runs the binary in that namespace) and listens on, advertises
+  // and is listed among the voters with host:port. The namespaces must stay
+  // until the nodes are gone. Needs root.
+  std::map<std::string, NodeNetwork> node_networks;
 };
 
 class Cluster {

@@ -31,6 +31,7 @@
 #include "integration_tests/chaos/group_workload.h"
 #include "integration_tests/chaos/history.h"
 #include "integration_tests/chaos/nemesis.h"
+#include "integration_tests/chaos/run_support.h"
 #include "integration_tests/chaos/workload.h"
 #include "integration_tests/cluster.h"
 
@@ -41,15 +42,6 @@ constexpr char kTopic[] = "chaos";
 constexpr char kKeyedTopic[] = "keyed";
 constexpr int kPartitions = 3;
 
-// $TEST_SRCDIR/$TEST_WORKSPACE/<path> (integration_tests:broker_fixture, which
-// has the same helper, is private to its package).
-std::string Runfile(const std::string& path) {
-  const char* srcdir = std::getenv("TEST_SRCDIR");
-  const char* workspace = std::getenv("TEST_WORKSPACE");
-  if (srcdir == nullptr || workspace == nullptr) return path;
-  return absl::StrCat(srcdir, "/", workspace, "/", path);
-}
-
 uint64_t SeedFromEnvironment() {
   uint64_t seed = 0;
   if (const char* env = std::getenv("FJORD_CHAOS_SEED");
@@ -58,102 +50,6 @@ uint64_t SeedFromEnvironment() {
   }
   // Time-based, short enough to type back in.
   return static_cast<uint64_t>(absl::ToUnixMicros(absl::Now())) % 1000000000;
-}
-
-// Waits until every partition of `topics` has a leader and, when `full_isr`,
-// all 3 replicas in sync. False at the deadline.
-bool WaitForLeaders(ChaosClient& client, const std::vector<std::string>& topics,
-                    bool full_isr, absl::Duration timeout) {
-  const absl::Time deadline = absl::Now() + timeout;
-  while (absl::Now() < deadline) {
-    bool ready = true;
-    for (const std::string& topic : topics) {
-      absl::StatusOr<fjord::v1::TopicInfo> info = client.Describe(topic);
-      ready &= info.ok() && info->partitions_size() == kPartitions;
-      if (!ready) break;
-      for (const auto& p : info->partitions()) {
-        ready &= p.leader_id() > 0 && (!full_isr || p.isr_size() == 3);
-      }
-    }
-    if (ready) return true;
-    absl::SleepFor(absl::Milliseconds(200));
-  }
-  return false;
-}
-
-struct FinalRead {
-  std::vector<ReadRecord> records;
-  int leader = 0;
-  int64_t first_end = 0;  // where the first read ended
-  int first_leader = 0;
-};
-
-// Reads a partition from offset 0 (retrying unavailable reads for 30 s), then
-// again every second until two reads in a row end at the same offset (at most
-// 10 s more).
-absl::StatusOr<FinalRead> ReadUntilStable(ChaosClient& client,
-                                          const std::string& topic, int p) {
-  auto read_once = [&](int* leader) {
-    absl::StatusOr<std::vector<ReadRecord>> records =
-        absl::UnavailableError("not read");
-    const absl::Time deadline = absl::Now() + absl::Seconds(30);
-    while (absl::Now() < deadline) {
-      client.ForgetAll();
-      records = client.Read(topic, p, 0, absl::Seconds(20), leader);
-      if (records.ok()) break;
-      absl::SleepFor(absl::Milliseconds(200));
-    }
-    return records;
-  };
-  FinalRead out;
-  absl::StatusOr<std::vector<ReadRecord>> records = read_once(&out.leader);
-  if (!records.ok()) return records.status();
-  out.records = *std::move(records);
-  out.first_end = static_cast<int64_t>(out.records.size());
-  out.first_leader = out.leader;
-  for (int i = 0; i < 10; ++i) {
-    absl::SleepFor(absl::Seconds(1));
-    int leader = 0;
-    records = read_once(&leader);
-    if (!records.ok()) return records.status();
-    const bool stable = records->size() == out.records.size();
-    out.records = *std::move(records);
-    out.leader = leader;
-    if (stable) break;
-  }
-  return out;
-}
-
-std::string Clock(absl::Time t) {
-  return absl::FormatTime("%H:%M:%E3S", t, absl::UTCTimeZone());
-}
-
-// On failure: the history, one op per line, next to the test's outputs.
-void DumpHistory(const History& history, uint64_t seed) {
-  const char* dir = std::getenv("TEST_UNDECLARED_OUTPUTS_DIR");
-  const std::string path = absl::StrCat(dir != nullptr ? dir : "/tmp",
-                                        "/chaos-", seed, "-history.txt");
-  std::ofstream out(path);
-  for (const Op& op : history.ops()) {
-    out << op.id << " p" << op.process << " "
-        << (op.type == OpType::kProduce ? "produce" : "read") << " " << op.topic
-        << "/" << op.partition << " " << OutcomeName(op.outcome)
-        << " invoked=" << Clock(op.invoked)
-        << " completed=" << Clock(op.completed) << " broker=" << op.broker
-        << " offset=" << op.offset << " value=" << op.value;
-    if (op.type == OpType::kRead && !op.records.empty()) {
-      out << " read=[" << op.records.front().offset << ".."
-          << op.records.back().offset << "]";
-    }
-    if (!op.error.empty()) out << " error=" << op.error;
-    out << "\n";
-  }
-  for (const FaultRecord& f : history.faults()) {
-    out << "fault #" << f.index << " " << f.kind << " " << f.target
-        << " started=" << Clock(f.started) << " healed=" << Clock(f.healed)
-        << " " << f.note << "\n";
-  }
-  std::cerr << "chaos: history written to " << path << "\n";
 }
 
 class ChaosTest : public ::testing::Test {
@@ -208,7 +104,7 @@ void RunQuickSuite(uint64_t seed, std::unique_ptr<Cluster>* cluster_out) {
     brokers[id] = cluster.Find(absl::StrCat("broker-", id))->address();
   }
   ChaosClient client(brokers);
-  ASSERT_TRUE(WaitForLeaders(client, {kTopic, kKeyedTopic}, /*full_isr=*/true,
+  ASSERT_TRUE(WaitForLeaders(client, {kTopic, kKeyedTopic}, kPartitions, /*full_isr=*/true,
                              absl::Seconds(30)))
       << "topics did not get leaders with full ISRs";
 
@@ -249,7 +145,7 @@ void RunQuickSuite(uint64_t seed, std::unique_ptr<Cluster>* cluster_out) {
   // fault's recovery is measured.
   absl::Status healed = nemesis.HealAll(absl::Seconds(60));
   EXPECT_TRUE(healed.ok()) << healed;
-  const bool leaders = WaitForLeaders(client, {kTopic, kKeyedTopic},
+  const bool leaders = WaitForLeaders(client, {kTopic, kKeyedTopic}, kPartitions,
                                       /*full_isr=*/true, absl::Seconds(30));
   EXPECT_TRUE(leaders) << "not every partition has a leader and a full ISR "
                           "30 s after healing";
@@ -260,22 +156,7 @@ void RunQuickSuite(uint64_t seed, std::unique_ptr<Cluster>* cluster_out) {
   // until two reads a second apart end at the same offset (a new leader's
   // high watermark may still be catching up).
   FinalReads final_reads;
-  for (const std::string topic : {kTopic, kKeyedTopic}) {
-    for (int p = 0; p < kPartitions; ++p) {
-      absl::StatusOr<FinalRead> read = ReadUntilStable(client, topic, p);
-      ASSERT_TRUE(read.ok()) << topic << "/" << p << ": " << read.status();
-      std::cerr << "chaos: final read " << topic << "/" << p << ": "
-                << read->records.size() << " records from broker "
-                << read->leader;
-      if (read->first_end != static_cast<int64_t>(read->records.size())) {
-        std::cerr << " (LATE: the first read, from broker "
-                  << read->first_leader << ", ended at " << read->first_end
-                  << ")";
-      }
-      std::cerr << "\n";
-      final_reads[{topic, p}] = std::move(read->records);
-    }
-  }
+  ASSERT_TRUE(ReadAll(client, {kTopic, kKeyedTopic}, kPartitions, "chaos", &final_reads));
 
   // The group: let its consumers read everything committed, stop them, and
   // judge what they saw against the final read and the committed offsets.
@@ -307,7 +188,7 @@ void RunQuickSuite(uint64_t seed, std::unique_ptr<Cluster>* cluster_out) {
             << std::endl;
   EXPECT_TRUE(result.valid())
       << "anomalies in seed " << seed << "; see the report above";
-  if (!result.valid()) DumpHistory(history, seed);
+  if (!result.valid()) DumpHistory(history, absl::StrCat("chaos-", seed));
   EXPECT_EQ(executed, static_cast<int>(schedule.size()))
       << "the nemesis ran out of time";
   for (const FaultRecord& f : faults) {
@@ -352,7 +233,7 @@ CheckResult RunPausedFollowersScenario(bool planted_bug, std::unique_ptr<Cluster
     brokers[id] = cluster.Find(absl::StrCat("broker-", id))->address();
   }
   ChaosClient client(brokers);
-  EXPECT_TRUE(WaitForLeaders(client, {kPlanted}, /*full_isr=*/true, absl::Seconds(30)));
+  EXPECT_TRUE(WaitForLeaders(client, {kPlanted}, kPartitions, /*full_isr=*/true, absl::Seconds(30)));
   const std::optional<int> leader = client.Leader(kPlanted, 0);
   EXPECT_TRUE(leader.has_value());
   if (!leader.has_value()) return {};
@@ -387,7 +268,7 @@ CheckResult RunPausedFollowersScenario(bool planted_bug, std::unique_ptr<Cluster
   fault.started = started;
   fault.healed = absl::Now();
   history.AddFault(fault);
-  EXPECT_TRUE(WaitForLeaders(client, {kPlanted}, /*full_isr=*/true, absl::Seconds(30)));
+  EXPECT_TRUE(WaitForLeaders(client, {kPlanted}, kPartitions, /*full_isr=*/true, absl::Seconds(30)));
   // One more write, so the heal's recovery is measured.
   // With retries: the first attempt may meet a leader the client has not
   // learned yet.
@@ -455,7 +336,7 @@ CheckResult RunLoseUnsyncedScenario(bool planted_bug, std::unique_ptr<Cluster>* 
     brokers[id] = cluster.Find(absl::StrCat("broker-", id))->address();
   }
   ChaosClient client(brokers);
-  EXPECT_TRUE(WaitForLeaders(client, {kUnsynced}, /*full_isr=*/true, absl::Seconds(30)));
+  EXPECT_TRUE(WaitForLeaders(client, {kUnsynced}, kPartitions, /*full_isr=*/true, absl::Seconds(30)));
   History history;
   WorkloadOptions wo;
   wo.max_attempts = 1;
@@ -486,7 +367,7 @@ CheckResult RunLoseUnsyncedScenario(bool planted_bug, std::unique_ptr<Cluster>* 
   }
   fault.healed = absl::Now();
   history.AddFault(fault);
-  EXPECT_TRUE(WaitForLeaders(client, {kUnsynced}, /*full_isr=*/true, absl::Seconds(30)));
+  EXPECT_TRUE(WaitForLeaders(client, {kUnsynced}, kPartitions, /*full_isr=*/true, absl::Seconds(30)));
   // With retries: the first attempt may meet a leader the client has not
   // learned yet.
   Workload retrying(&client, &history, WorkloadOptions{});
@@ -549,7 +430,7 @@ TEST_F(ChaosTest, LastInSyncReplicaLosingUnsyncedDataKeepsAcknowledgedRecords) {
     brokers[id] = cluster_->Find(absl::StrCat("broker-", id))->address();
   }
   ChaosClient client(brokers);
-  ASSERT_TRUE(WaitForLeaders(client, {kTopic966}, /*full_isr=*/true, absl::Seconds(30)));
+  ASSERT_TRUE(WaitForLeaders(client, {kTopic966}, kPartitions, /*full_isr=*/true, absl::Seconds(30)));
   const std::optional<int> leader = client.Leader(kTopic966, 0);
   ASSERT_TRUE(leader.has_value());
   const std::string leader_node = absl::StrCat("broker-", *leader);
@@ -583,7 +464,7 @@ TEST_F(ChaosTest, LastInSyncReplicaLosingUnsyncedDataKeepsAcknowledgedRecords) {
   fault.started = started;
   fault.healed = absl::Now();
   history.AddFault(fault);
-  ASSERT_TRUE(WaitForLeaders(client, {kTopic966}, /*full_isr=*/true, absl::Seconds(30)));
+  ASSERT_TRUE(WaitForLeaders(client, {kTopic966}, kPartitions, /*full_isr=*/true, absl::Seconds(30)));
   workload.ProduceWithRetries(0, kTopic966, 0, "", "after-heal");
   FinalReads final_reads;
   absl::StatusOr<FinalRead> read = ReadUntilStable(client, kTopic966, 0);

@@ -1,5 +1,6 @@
 #include "integration_tests/chaos/nemesis.h"
 
+#include <algorithm>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -50,8 +51,12 @@ int RestartsOf(FaultKind kind, int brokers) {
     case FaultKind::kKillAllBrokers:
       return brokers;
     default:
-      return 1;
+      return IsNetworkFault(kind) ? 0 : 1;
   }
+}
+
+std::string Braced(const std::vector<std::string>& nodes) {
+  return absl::StrCat("{", absl::StrJoin(nodes, ","), "}");
 }
 
 }  // namespace
@@ -64,6 +69,22 @@ const std::vector<FaultKind>& AllFaultKinds() {
       FaultKind::kKillAllBrokers,
   };
   return *kinds;
+}
+
+const std::vector<FaultKind>& NetworkFaultKinds() {
+  static const auto* kinds = new std::vector<FaultKind>{
+      FaultKind::kIsolateBroker,     FaultKind::kIsolateLeaderFromFollowers,
+      FaultKind::kIsolateController, FaultKind::kSplitMajorityMinority,
+      FaultKind::kBridgePartition,   FaultKind::kBrokersFromControllers,
+  };
+  return *kinds;
+}
+
+bool IsNetworkFault(FaultKind kind) {
+  for (FaultKind k : NetworkFaultKinds()) {
+    if (k == kind) return true;
+  }
+  return false;
 }
 
 const char* FaultKindName(FaultKind kind) {
@@ -82,6 +103,18 @@ const char* FaultKindName(FaultKind kind) {
       return "terminate-broker";
     case FaultKind::kKillAllBrokers:
       return "kill-all-brokers";
+    case FaultKind::kIsolateBroker:
+      return "isolate-broker";
+    case FaultKind::kIsolateLeaderFromFollowers:
+      return "isolate-leader-from-followers";
+    case FaultKind::kIsolateController:
+      return "isolate-controller";
+    case FaultKind::kSplitMajorityMinority:
+      return "split-majority-minority";
+    case FaultKind::kBridgePartition:
+      return "bridge-partition";
+    case FaultKind::kBrokersFromControllers:
+      return "brokers-from-controllers";
   }
   return "?";
 }
@@ -104,6 +137,25 @@ std::string ScheduledFault::ToString(const std::string& topic) const {
     case FaultKind::kKillAllBrokers:
       target = "all-brokers";
       break;
+    case FaultKind::kIsolateBroker:
+      target = absl::StrCat("broker-", broker, "|rest");
+      break;
+    case FaultKind::kIsolateLeaderFromFollowers:
+      target = absl::StrCat("leader(", topic, "/", partition, ")|followers");
+      break;
+    case FaultKind::kIsolateController:
+      target = "active-controller|rest";
+      break;
+    case FaultKind::kSplitMajorityMinority:
+      target = absl::StrCat(Braced(side_a), "|rest");
+      break;
+    case FaultKind::kBridgePartition:
+      target =
+          absl::StrCat(Braced(side_a), "|", Braced(side_b), ",bridge=", bridge);
+      break;
+    case FaultKind::kBrokersFromControllers:
+      target = "brokers|controllers";
+      break;
   }
   return absl::StrCat("t=+", Seconds(at), " #", index, " ", FaultKindName(kind),
                       " target=", target, " hold=", Seconds(hold),
@@ -113,9 +165,11 @@ std::string ScheduledFault::ToString(const std::string& topic) const {
 std::vector<ScheduledFault> MakeSchedule(uint64_t seed,
                                          const ScheduleOptions& options) {
   SeededRandom random(seed);
+  const std::vector<FaultKind>& base =
+      options.kinds.empty() ? AllFaultKinds() : options.kinds;
   std::vector<FaultKind> kinds;
   for (int i = 0; i < options.faults_per_kind; ++i) {
-    for (FaultKind kind : AllFaultKinds()) kinds.push_back(kind);
+    for (FaultKind kind : base) kinds.push_back(kind);
   }
   // Fisher-Yates.
   for (size_t i = kinds.size(); i > 1; --i) {
@@ -139,10 +193,57 @@ std::vector<ScheduledFault> MakeSchedule(uint64_t seed,
         f.hold = random.Between(options.max_election_timeout * 1.2,
                                 options.max_election_timeout * 1.7);
         break;
+      case FaultKind::kIsolateBroker:
+      case FaultKind::kBrokersFromControllers:
+        f.hold = random.Between(options.session_timeout * 0.5,
+                                options.session_timeout * 1.7);
+        break;
+      case FaultKind::kIsolateLeaderFromFollowers:
+        f.hold = random.Between(options.replica_lag * 1.2,
+                                options.replica_lag * 1.7);
+        break;
+      case FaultKind::kIsolateController:
+        f.hold = random.Between(options.max_election_timeout * 1.2,
+                                options.session_timeout * 1.7);
+        break;
+      case FaultKind::kSplitMajorityMinority:
+      case FaultKind::kBridgePartition:
+        f.hold = random.Between(options.session_timeout * 1.2,
+                                options.session_timeout * 1.7);
+        break;
       default:
         f.hold = random.Between(absl::Milliseconds(500), absl::Seconds(2));
     }
     f.gap = random.Between(absl::Milliseconds(1500), absl::Seconds(3));
+    // Sides of network faults: drawn only for them, so that schedules of
+    // process faults draw exactly what they did before network faults existed.
+    if (IsNetworkFault(f.kind)) {
+      const int controller =
+          1 + static_cast<int>(random.Below(std::max(options.controllers, 1)));
+      const int brokers = std::min(options.brokers, 30);
+      uint64_t mask = random.Below(uint64_t{1} << brokers);
+      // A bridge partition with every broker on one side: move the
+      // seed-chosen broker over, so that each side has one.
+      if (brokers > 1 && (mask == 0 || mask == (uint64_t{1} << brokers) - 1)) {
+        mask ^= uint64_t{1} << (f.broker - 1);
+      }
+      if (f.kind == FaultKind::kSplitMajorityMinority) {
+        f.side_a = {absl::StrCat("controller-", controller),
+                    absl::StrCat("broker-", f.broker)};
+      } else if (f.kind == FaultKind::kBridgePartition) {
+        f.bridge = absl::StrCat("controller-", controller);
+        int other = 0;
+        for (int c = 1; c <= options.controllers; ++c) {
+          if (c == controller) continue;
+          (other++ % 2 == 0 ? f.side_a : f.side_b)
+              .push_back(absl::StrCat("controller-", c));
+        }
+        for (int b = 1; b <= options.brokers; ++b) {
+          ((mask >> (b - 1)) & 1 ? f.side_b : f.side_a)
+              .push_back(absl::StrCat("broker-", b));
+        }
+      }
+    }
     at += f.hold +
           options.planned_restart * RestartsOf(f.kind, options.brokers) + f.gap;
     schedule.push_back(f);
@@ -160,13 +261,20 @@ std::string FormatSchedule(const std::vector<ScheduledFault>& schedule,
 }
 
 Nemesis::Nemesis(Cluster* cluster, ChaosClient* client, History* history,
-                 std::string topic, std::ostream* log)
+                 std::string topic, std::ostream* log, NetnsTopology* network)
     : cluster_(cluster),
       client_(client),
       history_(history),
       topic_(std::move(topic)),
       log_(log),
+      network_(network),
       start_(absl::Now()) {}
+
+std::vector<std::string> Nemesis::AllNodes() const {
+  std::vector<std::string> nodes;
+  for (const NodeInfo& n : cluster_->nodes()) nodes.push_back(n.name);
+  return nodes;
+}
 
 double Nemesis::Since(absl::Time t) const {
   return absl::ToDoubleSeconds(t - start_);
@@ -232,9 +340,125 @@ void Nemesis::RestartNode(const std::string& node, std::string* note) {
   }
 }
 
+void Nemesis::ExecuteNetwork(const ScheduledFault& fault, FaultRecord* record) {
+  std::string& note = record->note;
+  const std::vector<std::string> all = AllNodes();
+  auto rest_of = [&all](const std::vector<std::string>& group) {
+    std::vector<std::string> rest;
+    for (const std::string& n : all) {
+      if (std::find(group.begin(), group.end(), n) == group.end()) {
+        rest.push_back(n);
+      }
+    }
+    return rest;
+  };
+  std::vector<std::string> controllers, brokers;
+  for (const NodeInfo& n : cluster_->nodes()) {
+    (n.role == NodeRole::kController ? controllers : brokers).push_back(n.name);
+  }
+  std::vector<NodeCut> cuts;
+  switch (fault.kind) {
+    case FaultKind::kIsolateBroker: {
+      const std::string node = absl::StrCat("broker-", fault.broker);
+      cuts.emplace_back(std::vector<std::string>{node}, rest_of({node}));
+      break;
+    }
+    case FaultKind::kIsolateLeaderFromFollowers: {
+      absl::StatusOr<std::string> leader =
+          LeaderOf(fault.partition, absl::Seconds(10));
+      if (!leader.ok()) {
+        absl::StrAppend(&note, "find leader: ", leader.status().message(),
+                        "; ");
+        break;
+      }
+      std::vector<std::string> followers;
+      absl::StatusOr<fjord::v1::TopicInfo> info = client_->Describe(topic_);
+      if (info.ok() && fault.partition < info->partitions_size()) {
+        for (int32_t id : info->partitions(fault.partition).replicas()) {
+          const std::string name = absl::StrCat("broker-", id);
+          if (name != *leader) followers.push_back(name);
+        }
+      }
+      if (followers.empty()) {
+        absl::StrAppend(&note, "no followers of ", topic_, "/", fault.partition,
+                        " known; ");
+        break;
+      }
+      cuts.emplace_back(std::vector<std::string>{*leader}, followers);
+      break;
+    }
+    case FaultKind::kIsolateController: {
+      absl::StatusOr<std::string> active = ActiveController(absl::Seconds(10));
+      if (!active.ok()) {
+        absl::StrAppend(
+            &note, "find active controller: ", active.status().message(), "; ");
+        break;
+      }
+      cuts.emplace_back(std::vector<std::string>{*active}, rest_of({*active}));
+      break;
+    }
+    case FaultKind::kSplitMajorityMinority:
+      cuts.emplace_back(fault.side_a, rest_of(fault.side_a));
+      break;
+    case FaultKind::kBridgePartition:
+      cuts.emplace_back(fault.side_a, fault.side_b);
+      break;
+    case FaultKind::kBrokersFromControllers:
+      cuts.emplace_back(brokers, controllers);
+      break;
+    default:
+      break;
+  }
+  std::vector<std::string> described;
+  for (const auto& [a, b] : cuts) {
+    described.push_back(
+        absl::StrCat(absl::StrJoin(a, ","), "|", absl::StrJoin(b, ",")));
+  }
+  record->target = absl::StrJoin(described, " ");
+  if (!fault.bridge.empty()) {
+    absl::StrAppend(&record->target, ",bridge=", fault.bridge);
+  }
+  record->started = absl::Now();
+  record->healed = absl::InfiniteFuture();
+  if (network_ == nullptr) {
+    absl::StrAppend(&note,
+                    "no network topology (network faults need the cluster "
+                    "in namespaces: root); ");
+    return;
+  }
+  if (cuts.empty()) return;
+  if (absl::Status s = network_->Cut(cuts); !s.ok()) {
+    absl::StrAppend(&note, "cut: ", s.message(), "; ");
+    (void)network_->Heal();
+    return;
+  }
+  *log_ << absl::StrFormat("nemesis %6.1fs #%d %s %s: injected\n",
+                           Since(record->started), fault.index, record->kind,
+                           record->target)
+        << std::flush;
+  absl::SleepFor(fault.hold);
+  absl::Status healed = network_->Heal();
+  if (!healed.ok()) {
+    absl::StrAppend(&note, "heal: ", healed.message(), "; ");
+    healed = network_->Heal();
+    if (!healed.ok())
+      absl::StrAppend(&note, "second heal: ", healed.message(), "; ");
+  }
+  if (healed.ok()) record->healed = absl::Now();
+  *log_ << absl::StrFormat("nemesis %6.1fs #%d %s %s: healed%s%s\n",
+                           Since(absl::Now()), fault.index, record->kind,
+                           record->target, healed.ok() ? "" : " (INCOMPLETE)",
+                           note.empty() ? "" : absl::StrCat(" notes: ", note))
+        << std::flush;
+}
+
 void Nemesis::Execute(const ScheduledFault& fault, FaultRecord* record) {
   record->index = fault.index;
   record->kind = FaultKindName(fault.kind);
+  if (IsNetworkFault(fault.kind)) {
+    ExecuteNetwork(fault, record);
+    return;
+  }
   std::string& note = record->note;
   auto check = [&](const std::string& what, const absl::Status& s) {
     if (!s.ok()) absl::StrAppend(&note, what, ": ", s.message(), "; ");
@@ -265,6 +489,8 @@ void Nemesis::Execute(const ScheduledFault& fault, FaultRecord* record) {
       for (int id = 1; id <= cluster_->brokers(); ++id) {
         targets.push_back(absl::StrCat("broker-", id));
       }
+      break;
+    default:  // network faults: ExecuteNetwork
       break;
   }
   record->target = absl::StrJoin(targets, ",");
@@ -336,6 +562,11 @@ int Nemesis::Run(const std::vector<ScheduledFault>& schedule,
 absl::Status Nemesis::HealAll(absl::Duration timeout) {
   const absl::Time deadline = absl::Now() + timeout;
   std::string note;
+  if (network_ != nullptr && network_->partitioned()) {
+    if (absl::Status s = network_->Heal(); !s.ok()) {
+      absl::StrAppend(&note, "network heal: ", s.message(), "; ");
+    }
+  }
   for (const NodeInfo& node : cluster_->nodes()) {
     switch (cluster_->State(node.name)) {
       case NodeState::kPaused:

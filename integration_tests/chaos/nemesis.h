@@ -21,6 +21,34 @@
 //   kill-all-brokers   SIGKILL every broker at once; restart them all after
 //                      `hold`.
 //
+// Network faults (need a NetnsTopology: the cluster runs one network namespace
+// per node, see integration_tests/netns.h; each is an nftables cut on the
+// bridge, healed by removing it, and clients keep reaching every node):
+//
+//   isolate-broker     a broker chosen by the seed cut from every other node
+//                      (controllers and brokers) for `hold`, 0.5-1.7x the
+//                      session timeout: sometimes fenced, sometimes not.
+//   isolate-leader-from-followers
+//                      the leader of a partition chosen by the seed cut from
+//                      the partition's other replicas only (it still reaches
+//                      the controllers and the clients), 1.2-1.7x the replica
+//                      lag: the ISR shrinks to the leader.
+//   isolate-controller the active controller cut from every other node for
+//                      1.2x the largest election timeout to 1.7x the session
+//                      timeout: another is elected.
+//   split-majority-minority
+//                      a seed-chosen controller and broker (the minority) cut
+//                      from the other nodes, 1.2-1.7x the session timeout.
+//   bridge-partition   two sides that cannot reach each other and a
+//                      seed-chosen controller (the bridge) that reaches both:
+//                      the other two controllers one on each side, brokers on
+//                      sides chosen by the seed (non-transitive), 1.2-1.7x the
+//                      session timeout.
+//   brokers-from-controllers
+//                      every broker cut from every controller (brokers still
+//                      reach each other and the clients), 0.5-1.7x the session
+//                      timeout.
+//
 // The schedule (order, planned start offsets, kinds, seed-chosen targets,
 // holds and gaps) is a function of the seed alone: MakeSchedule with the same
 // seed and options returns the same schedule on any machine (it uses its own
@@ -31,7 +59,12 @@
 //
 // A fault's heal time (FaultRecord::healed) is when its heal finished: the
 // restarted node(s) answer health SERVING (for a broker: registered and
-// unfenced), or, for a pause, the node is running again after SIGCONT.
+// unfenced), or, for a pause, the node is running again after SIGCONT, or, for
+// a network fault, the cut was removed.
+//
+// The quick suite (chaos_test) schedules the process kinds only, exactly as
+// before the network kinds existed (AllFaultKinds, ScheduleOptions::kinds
+// empty); network mode (partition_test) passes NetworkFaultKinds().
 #ifndef FJORD_INTEGRATION_TESTS_CHAOS_NEMESIS_H_
 #define FJORD_INTEGRATION_TESTS_CHAOS_NEMESIS_H_
 
@@ -48,6 +81,7 @@
 #include "integration_tests/chaos/history.h"
 #include "integration_tests/chaos/workload.h"
 #include "integration_tests/cluster.h"
+#include "integration_tests/netns.h"
 
 namespace fjord::testing::chaos {
 
@@ -59,10 +93,21 @@ enum class FaultKind {
   kPauseController,
   kTerminateBroker,
   kKillAllBrokers,
+  // Network faults (Nemesis needs a NetnsTopology).
+  kIsolateBroker,
+  kIsolateLeaderFromFollowers,
+  kIsolateController,
+  kSplitMajorityMinority,
+  kBridgePartition,
+  kBrokersFromControllers,
 };
 
-// Every kind, in declaration order.
+// Every process-fault kind, in declaration order: the quick suite's (the
+// default of ScheduleOptions::kinds).
 const std::vector<FaultKind>& AllFaultKinds();
+// Every network-fault kind, in declaration order.
+const std::vector<FaultKind>& NetworkFaultKinds();
+bool IsNetworkFault(FaultKind kind);
 // "kill-broker", "kill-leader", ...
 const char* FaultKindName(FaultKind kind);
 
@@ -74,16 +119,26 @@ struct ScheduledFault {
   int partition = 0;    // kill-leader, pause-leader: partition of the topic
   absl::Duration hold;  // down or paused this long before the heal
   absl::Duration gap;   // at least this long after the heal before the next
+  // split-majority-minority: side_a is the minority; bridge-partition: the
+  // two sides and the bridge controller. Node names. Empty for other kinds.
+  std::vector<std::string> side_a;
+  std::vector<std::string> side_b;
+  std::string bridge;
 
   // "t=+12.5s #3 kill-leader target=leader(chaos/1) hold=1.2s gap=2.0s".
   std::string ToString(const std::string& topic) const;
 };
 
 struct ScheduleOptions {
+  // The kinds to schedule; empty means AllFaultKinds() (process faults).
+  std::vector<FaultKind> kinds;
   int faults_per_kind = 2;
+  int controllers = 3;  // used by network kinds only
   int brokers = 3;
   int partitions = 3;
   absl::Duration session_timeout = absl::Seconds(3);
+  // The brokers' --replica-lag-time-max-ms (isolate-leader-from-followers).
+  absl::Duration replica_lag = absl::Seconds(3);
   // The largest Raft election timeout (randomised in [min, 2 * min]).
   absl::Duration max_election_timeout = absl::Seconds(2);
   // Heals are assumed to take this long per restarted node when planning
@@ -91,9 +146,11 @@ struct ScheduleOptions {
   absl::Duration planned_restart = absl::Seconds(1);
 };
 
-// Every kind `faults_per_kind` times in a seeded order, with seeded targets,
-// holds (kills 0.5-2 s; pauses 1.2-1.7x the session timeout or the largest
-// election timeout) and gaps (1.5-3 s).
+// Every kind of options.kinds `faults_per_kind` times in a seeded order, with
+// seeded targets, holds (kills 0.5-2 s; pauses 1.2-1.7x the session timeout or
+// the largest election timeout; network faults as in the file comment) and
+// gaps (1.5-3 s). Network kinds draw their sides after the common draws, so a
+// schedule of process kinds only is the same as before they existed.
 std::vector<ScheduledFault> MakeSchedule(uint64_t seed,
                                          const ScheduleOptions& options);
 
@@ -106,8 +163,11 @@ class Nemesis {
   // `cluster` is used only from the thread running Run / HealAll (a Cluster is
   // not thread-safe); `client` and `history` are thread-safe. `topic` names the
   // partitions of leader targets. Timeline lines go to `log`.
+  // `network` (optional) is the topology the cluster's nodes run in; network
+  // faults without it are recorded as not healed, with a note.
   Nemesis(Cluster* cluster, ChaosClient* client, History* history,
-          std::string topic, std::ostream* log);
+          std::string topic, std::ostream* log,
+          NetnsTopology* network = nullptr);
 
   // Executes `schedule` in order, each fault with its heal, recording each in
   // the history. Stops starting faults once `stop` is set or `deadline` has
@@ -116,8 +176,8 @@ class Nemesis {
   int Run(const std::vector<ScheduledFault>& schedule,
           const std::atomic<bool>& stop, absl::Time deadline);
 
-  // Resumes every paused node and restarts every exited one, then waits until
-  // every node is SERVING (at most `timeout`).
+  // Removes any network cut, resumes every paused node and restarts every
+  // exited one, then waits until every node is SERVING (at most `timeout`).
   absl::Status HealAll(absl::Duration timeout);
 
   // The active controller's node name ("controller-2"), asking each running
@@ -129,6 +189,10 @@ class Nemesis {
  private:
   // Injects and heals one fault; fills `record`.
   void Execute(const ScheduledFault& fault, FaultRecord* record);
+  // The same for a network fault.
+  void ExecuteNetwork(const ScheduledFault& fault, FaultRecord* record);
+  // Every node name, controllers first.
+  std::vector<std::string> AllNodes() const;
   // Restarts `node`, retrying once; notes errors.
   void RestartNode(const std::string& node, std::string* note);
   double Since(absl::Time t) const;
@@ -138,6 +202,7 @@ class Nemesis {
   History* history_;
   std::string topic_;
   std::ostream* log_;
+  NetnsTopology* network_;
   absl::Time start_;
 };
 
