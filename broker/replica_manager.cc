@@ -140,6 +140,11 @@ void ReplicaManager::AdvanceHighWatermarkLocked(Led& led) {
   for (int32_t m : led.pending_isr) {
     if (!Contains(maximal, m)) maximal.push_back(m);
   }
+  // Followers about to rejoin hold the high watermark where it is until they
+  // reach it (see IsrLoop).
+  for (int32_t m : led.catching_up) {
+    if (!Contains(maximal, m)) maximal.push_back(m);
+  }
   for (int32_t member : maximal) {
     if (member == node_id_) continue;
     auto it = led.followers.find(member);
@@ -437,14 +442,35 @@ void ReplicaManager::IsrLoop() {
           if (now - f.last_caught_up <= options_.replica_lag_time_max) isr.push_back(m);
         }
         const int64_t hw = led.log->high_watermark();
+        std::vector<int32_t> catching_up;
         for (int32_t r : led.replicas) {
           if (r == node_id_ || Contains(isr, r)) continue;
           const Follower& f = led.followers[r];
-          // Back in sync: it has everything committed, and fetched recently.
-          if (f.leo >= hw && f.broker_epoch >= 0 &&
-              now - f.last_caught_up <= options_.replica_lag_time_max) {
+          const bool recent = f.broker_epoch >= 0 &&
+                              now - f.last_caught_up <= options_.replica_lag_time_max;
+          if (!recent) continue;
+          if (f.leo >= hw) {
+            // Back in sync: it has everything committed, and fetched recently.
             isr.push_back(r);
+          } else {
+            // It keeps up with the log end but, while the leader keeps
+            // appending, never quite reaches the high watermark, which moves
+            // with every write while the ISR is the leader alone. Counting it
+            // in the high watermark from now on stops the mark until its next
+            // fetch reaches it; then the branch above adds it. Adding it
+            // before it has every committed record would let an election pick
+            // a replica that lacks acknowledged records.
+            catching_up.push_back(r);
           }
+        }
+        if (catching_up != led.catching_up) {
+          if (!catching_up.empty()) {
+            LOG(INFO) << "holding the high watermark of " << Name(key) << " at " << hw
+                      << " until [" << absl::StrJoin(catching_up, ",")
+                      << "] reach it and rejoin the ISR";
+          }
+          led.catching_up = std::move(catching_up);
+          AdvanceHighWatermarkLocked(led);
         }
         // Keep replica order, so ISRs read the same everywhere.
         std::vector<int32_t> ordered;

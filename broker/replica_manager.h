@@ -119,6 +119,10 @@ class ReplicaManager {
     // not yet have dropped one being removed, so both must have a record before
     // it is committed.
     std::vector<int32_t> pending_isr;
+    // Followers out of the ISR that keep up with the log end but have not
+    // reached the high watermark: counted in it until they do (IsrLoop), so a
+    // busy partition's ISR can grow again.
+    std::vector<int32_t> catching_up;
   };
   struct Followed {
     std::shared_ptr<storage::PartitionLog> log;
