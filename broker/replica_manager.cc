@@ -100,6 +100,9 @@ void ReplicaManager::OnMetadata(
           l.partition_epoch = partition_epoch;
           l.isr.assign(info.isr().begin(), info.isr().end());
         }
+        if (!l.unconfirmed.empty() && partition_epoch > l.unconfirmed_epoch) {
+          l.unconfirmed.clear();  // the controller decided since; the ISR above is it
+        }
         l.replicas.assign(info.replicas().begin(), info.replicas().end());
         for (int32_t r : l.replicas) {
           if (r == node_id_) continue;
@@ -143,6 +146,9 @@ void ReplicaManager::AdvanceHighWatermarkLocked(Led& led) {
   // Followers about to rejoin hold the high watermark where it is until they
   // reach it (see IsrLoop).
   for (int32_t m : led.catching_up) {
+    if (!Contains(maximal, m)) maximal.push_back(m);
+  }
+  for (int32_t m : led.unconfirmed) {
     if (!Contains(maximal, m)) maximal.push_back(m);
   }
   for (int32_t member : maximal) {
@@ -463,6 +469,23 @@ void ReplicaManager::IsrLoop() {
             catching_up.push_back(r);
           }
         }
+        // Keep replica order, so ISRs read the same everywhere.
+        std::vector<int32_t> ordered;
+        for (int32_t r : led.replicas) {
+          if (Contains(isr, r)) ordered.push_back(r);
+        }
+        // After a failed expansion, propose even an unchanged ISR: success
+        // confirms that the controller's ISR is this one.
+        if ((ordered != led.isr || !led.unconfirmed.empty()) && !ordered.empty()) {
+          led.alter_in_flight = true;
+          led.pending_isr = ordered;
+          changes.emplace_back(key, std::move(ordered));
+        }
+        // Only now, with a member being added already in pending_isr: a
+        // follower moving from catching_up into the ISR must hold the high
+        // watermark all along, or the mark would jump past records it lacks
+        // just before the controller makes it an electable ISR member (the
+        // partition suite lost two acknowledged records that way).
         if (catching_up != led.catching_up) {
           if (!catching_up.empty()) {
             LOG(INFO) << "holding the high watermark of " << Name(key) << " at " << hw
@@ -471,16 +494,6 @@ void ReplicaManager::IsrLoop() {
           }
           led.catching_up = std::move(catching_up);
           AdvanceHighWatermarkLocked(led);
-        }
-        // Keep replica order, so ISRs read the same everywhere.
-        std::vector<int32_t> ordered;
-        for (int32_t r : led.replicas) {
-          if (Contains(isr, r)) ordered.push_back(r);
-        }
-        if (ordered != led.isr && !ordered.empty()) {
-          led.alter_in_flight = true;
-          led.pending_isr = ordered;
-          changes.emplace_back(key, std::move(ordered));
         }
       }
     }
@@ -517,11 +530,19 @@ void ReplicaManager::ProposeIsr(const Key& key, std::vector<int32_t> new_isr) {
   if (it == led_.end()) return;
   Led& led = it->second;
   led.alter_in_flight = false;
-  led.pending_isr.clear();
   if (!response.ok()) {
+    // The outcome is unknown: members this proposal added may be in the
+    // controller's ISR now, so they keep holding the high watermark.
+    for (int32_t m : led.pending_isr) {
+      if (!Contains(led.isr, m) && !Contains(led.unconfirmed, m)) led.unconfirmed.push_back(m);
+    }
+    if (!led.unconfirmed.empty()) led.unconfirmed_epoch = led.partition_epoch;
+    led.pending_isr.clear();
     LOG(WARNING) << "AlterPartition for " << Name(key) << ": " << response.status();
     return;
   }
+  led.pending_isr.clear();
+  led.unconfirmed.clear();
   const fiv1::PartitionState& state = response->partition();
   if (state.leader_epoch() == led.leader_epoch &&
       state.partition_epoch() >= led.partition_epoch) {

@@ -123,6 +123,13 @@ class ReplicaManager {
     // reached the high watermark: counted in it until they do (IsrLoop), so a
     // busy partition's ISR can grow again.
     std::vector<int32_t> catching_up;
+    // Members an AlterPartition tried to add whose outcome is unknown (the call
+    // failed: the controller may have applied it anyway). Counted in the high
+    // watermark until the ISR is known again: a later AlterPartition succeeds,
+    // or the metadata shows a partition epoch above `unconfirmed_epoch` (the
+    // epoch the failed proposal was based on).
+    std::vector<int32_t> unconfirmed;
+    int32_t unconfirmed_epoch = 0;
   };
   struct Followed {
     std::shared_ptr<storage::PartitionLog> log;

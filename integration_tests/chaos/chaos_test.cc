@@ -73,54 +73,25 @@ void RunQuickSuite(uint64_t seed, std::unique_ptr<Cluster>* cluster_out) {
             << ")\nchaos: schedule:\n"
             << FormatSchedule(schedule, kTopic);
 
-  ClusterOptions o;
   // FJORD_CHAOS_DIR keeps the nodes' logs and data after the test (Bazel
   // deletes TEST_TMPDIR), in FJORD_CHAOS_DIR/chaos-<seed>.
-  const char* base = std::getenv("FJORD_CHAOS_DIR");
-  o.base_dir = absl::StrCat(base != nullptr ? base : std::getenv("TEST_TMPDIR"),
-                            "/chaos-", seed);
-  // A fresh cluster: a Cluster reuses the data it finds, and an earlier run
-  // of the same seed would have written the same values.
-  std::filesystem::remove_all(o.base_dir);
-  o.controllers = 3;
-  o.brokers = 3;
-  o.broker_binary = Runfile("broker/fjord-broker");
-  o.controller_binary = Runfile("controller/fjord-controller");
-  o.cli_binary = Runfile("client/fjord");
-  // DESIGN.md's test timings: session and replica lag of 3 s.
-  o.controller_args = {"--session-timeout-ms=3000"};
-  o.broker_args = {"--replica-lag-time-max-ms=3000"};
-  o.create_topics = absl::StrCat(kTopic, ":", kPartitions, ":3,", kKeyedTopic,
-                                 ":", kPartitions, ":3");
-  o.start_timeout = absl::Seconds(30);
+  ClusterOptions o = ChaosClusterOptions(
+      absl::StrCat("chaos-", seed),
+      absl::StrCat(kTopic, ":", kPartitions, ":3,", kKeyedTopic, ":", kPartitions, ":3"));
   absl::StatusOr<std::unique_ptr<Cluster>> up = Cluster::Up(o);
   ASSERT_TRUE(up.ok()) << up.status();
   *cluster_out = std::move(*up);
   Cluster& cluster = **cluster_out;
   std::cerr << "chaos: cluster in " << cluster.base_dir() << "\n";
 
-  std::map<int, std::string> brokers;
-  for (int id = 1; id <= cluster.brokers(); ++id) {
-    brokers[id] = cluster.Find(absl::StrCat("broker-", id))->address();
-  }
-  ChaosClient client(brokers);
+  ChaosClient client(BrokerAddresses(cluster));
   ASSERT_TRUE(WaitForLeaders(client, {kTopic, kKeyedTopic}, kPartitions, /*full_isr=*/true,
                              absl::Seconds(30)))
       << "topics did not get leaders with full ISRs";
 
   History history;
   Workload workload(&client, &history, WorkloadOptions{});
-  int process = 0;
-  for (int p = 0; p < kPartitions; ++p) {
-    workload.StartUniqueProducer(process++, kTopic, p);
-  }
-  for (int i = 0; i < 2; ++i) {
-    workload.StartKeyedProducer(
-        process++, kKeyedTopic, kPartitions,
-        {"k0", "k1", "k2", "k3", "k4", "k5", "k6", "k7"});
-  }
-  workload.StartReader(process++, {kTopic, kKeyedTopic}, kPartitions,
-                       absl::Milliseconds(500));
+  StartProducersAndReader(workload, kTopic, kKeyedTopic, kPartitions);
   // Two consumers in a group read the unique-value topic and commit, coming
   // and going as new members now and then.
   GroupLog group_log;
@@ -198,6 +169,24 @@ void RunQuickSuite(uint64_t seed, std::unique_ptr<Cluster>* cluster_out) {
   EXPECT_GT(result.acked, 0);
 }
 
+// The end of a scenario on partition 0 of `topic`, after its heal: one more
+// write (with retries: the first attempt may meet a leader the client has not
+// learned yet) so that the recovery is measured, a final read, and the
+// checker's verdict, printed after `label`.
+CheckResult FinishScenario(ChaosClient& client, History& history, const std::string& topic,
+                           const std::string& label) {
+  Workload retrying(&client, &history, WorkloadOptions{});
+  retrying.ProduceWithRetries(0, topic, 0, "", "after-heal");
+  FinalReads final_reads;
+  absl::StatusOr<FinalRead> read = ReadUntilStable(client, topic, 0);
+  EXPECT_TRUE(read.ok()) << read.status();
+  if (read.ok()) final_reads[{topic, 0}] = std::move(read->records);
+  const CheckResult result = Check(history.ops(), final_reads, history.faults());
+  std::cerr << result.Report();
+  std::cout << label << ": " << result.Summary(0, 1) << std::endl;
+  return result;
+}
+
 // The checker is shown to work: one partition (RF 3), its followers paused,
 // 20 acks=all records written, the leader SIGKILLed, the followers resumed and
 // the old leader restarted once another broker leads (or, when none can, after
@@ -209,30 +198,14 @@ void RunQuickSuite(uint64_t seed, std::unique_ptr<Cluster>* cluster_out) {
 // is 1), no follower can be elected, and nothing is lost.
 CheckResult RunPausedFollowersScenario(bool planted_bug, std::unique_ptr<Cluster>* cluster_out) {
   constexpr char kPlanted[] = "planted";
-  ClusterOptions o;
-  o.base_dir = absl::StrCat(std::getenv("TEST_TMPDIR"), "/planted-", planted_bug ? "bug" : "control");
-  std::filesystem::remove_all(o.base_dir);
-  o.controllers = 3;
-  o.brokers = 3;
-  o.broker_binary = Runfile("broker/fjord-broker");
-  o.controller_binary = Runfile("controller/fjord-controller");
-  o.cli_binary = Runfile("client/fjord");
-  o.controller_args = {"--session-timeout-ms=3000"};
-  o.broker_args = {"--replica-lag-time-max-ms=3000"};
+  ClusterOptions o = ChaosClusterOptions(absl::StrCat("planted-", planted_bug ? "bug" : "control"), absl::StrCat(kPlanted, ":", kPartitions, ":3"));
   if (planted_bug) o.env = {{"FJORD_TESTING_PLANTED_BUG", "ack-before-replication"}};
-  // WaitForLeaders expects kPartitions partitions; only partition 0 is used.
-  o.create_topics = absl::StrCat(kPlanted, ":", kPartitions, ":3");
-  o.start_timeout = absl::Seconds(30);
   absl::StatusOr<std::unique_ptr<Cluster>> up = Cluster::Up(o);
   EXPECT_TRUE(up.ok()) << up.status();
   if (!up.ok()) return {};
   *cluster_out = std::move(*up);
   Cluster& cluster = **cluster_out;
-  std::map<int, std::string> brokers;
-  for (int id = 1; id <= cluster.brokers(); ++id) {
-    brokers[id] = cluster.Find(absl::StrCat("broker-", id))->address();
-  }
-  ChaosClient client(brokers);
+  ChaosClient client(BrokerAddresses(cluster));
   EXPECT_TRUE(WaitForLeaders(client, {kPlanted}, kPartitions, /*full_isr=*/true, absl::Seconds(30)));
   const std::optional<int> leader = client.Leader(kPlanted, 0);
   EXPECT_TRUE(leader.has_value());
@@ -269,20 +242,8 @@ CheckResult RunPausedFollowersScenario(bool planted_bug, std::unique_ptr<Cluster
   fault.healed = absl::Now();
   history.AddFault(fault);
   EXPECT_TRUE(WaitForLeaders(client, {kPlanted}, kPartitions, /*full_isr=*/true, absl::Seconds(30)));
-  // One more write, so the heal's recovery is measured.
-  // With retries: the first attempt may meet a leader the client has not
-  // learned yet.
-  Workload retrying(&client, &history, WorkloadOptions{});
-  retrying.ProduceWithRetries(0, kPlanted, 0, "", "after-heal");
-  FinalReads final_reads;
-  absl::StatusOr<FinalRead> read = ReadUntilStable(client, kPlanted, 0);
-  EXPECT_TRUE(read.ok()) << read.status();
-  if (read.ok()) final_reads[{kPlanted, 0}] = std::move(read->records);
-  const CheckResult result = Check(history.ops(), final_reads, history.faults());
-  std::cerr << result.Report();
-  std::cout << (planted_bug ? "planted bug ack-before-replication: " : "control: ")
-            << result.Summary(0, 1) << std::endl;
-  return result;
+  return FinishScenario(client, history, kPlanted,
+                        planted_bug ? "planted bug ack-before-replication" : "control");
 }
 
 TEST_F(ChaosTest, CheckerCatchesAPlantedAckBeforeReplication) {
@@ -311,31 +272,15 @@ TEST_F(ChaosTest, CheckerCatchesAPlantedAckBeforeReplication) {
 // unsynced) the checker must report the records lost.
 CheckResult RunLoseUnsyncedScenario(bool planted_bug, std::unique_ptr<Cluster>* cluster_out) {
   constexpr char kUnsynced[] = "unsynced";
-  ClusterOptions o;
-  o.base_dir = absl::StrCat(std::getenv("TEST_TMPDIR"), "/unsynced-",
-                            planted_bug ? "bug" : "control");
-  std::filesystem::remove_all(o.base_dir);
-  o.controllers = 3;
-  o.brokers = 3;
-  o.broker_binary = Runfile("broker/fjord-broker");
-  o.controller_binary = Runfile("controller/fjord-controller");
-  o.cli_binary = Runfile("client/fjord");
-  o.controller_args = {"--session-timeout-ms=3000"};
-  o.broker_args = {"--replica-lag-time-max-ms=3000"};
+  ClusterOptions o = ChaosClusterOptions(absl::StrCat("unsynced-", planted_bug ? "bug" : "control"), absl::StrCat(kUnsynced, ":", kPartitions, ":3"));
   o.env = {{"FJORD_TESTING_SYNC_JOURNAL", "1"}};
   if (planted_bug) o.env.push_back({"FJORD_TESTING_PLANTED_BUG", "skip-fsync"});
-  o.create_topics = absl::StrCat(kUnsynced, ":", kPartitions, ":3");
-  o.start_timeout = absl::Seconds(30);
   absl::StatusOr<std::unique_ptr<Cluster>> up = Cluster::Up(o);
   EXPECT_TRUE(up.ok()) << up.status();
   if (!up.ok()) return {};
   *cluster_out = std::move(*up);
   Cluster& cluster = **cluster_out;
-  std::map<int, std::string> brokers;
-  for (int id = 1; id <= cluster.brokers(); ++id) {
-    brokers[id] = cluster.Find(absl::StrCat("broker-", id))->address();
-  }
-  ChaosClient client(brokers);
+  ChaosClient client(BrokerAddresses(cluster));
   EXPECT_TRUE(WaitForLeaders(client, {kUnsynced}, kPartitions, /*full_isr=*/true, absl::Seconds(30)));
   History history;
   WorkloadOptions wo;
@@ -368,19 +313,8 @@ CheckResult RunLoseUnsyncedScenario(bool planted_bug, std::unique_ptr<Cluster>* 
   fault.healed = absl::Now();
   history.AddFault(fault);
   EXPECT_TRUE(WaitForLeaders(client, {kUnsynced}, kPartitions, /*full_isr=*/true, absl::Seconds(30)));
-  // With retries: the first attempt may meet a leader the client has not
-  // learned yet.
-  Workload retrying(&client, &history, WorkloadOptions{});
-  retrying.ProduceWithRetries(0, kUnsynced, 0, "", "after-heal");
-  FinalReads final_reads;
-  absl::StatusOr<FinalRead> read = ReadUntilStable(client, kUnsynced, 0);
-  EXPECT_TRUE(read.ok()) << read.status();
-  if (read.ok()) final_reads[{kUnsynced, 0}] = std::move(read->records);
-  const CheckResult result = Check(history.ops(), final_reads, history.faults());
-  std::cerr << result.Report();
-  std::cout << (planted_bug ? "planted bug skip-fsync: " : "control (fsync always): ")
-            << result.Summary(0, 1) << std::endl;
-  return result;
+  return FinishScenario(client, history, kUnsynced,
+                        planted_bug ? "planted bug skip-fsync" : "control (fsync always)");
 }
 
 TEST_F(ChaosTest, LoseUnsyncedDataCatchesAPlantedSkippedFsync) {
@@ -409,27 +343,12 @@ TEST_F(ChaosTest, LoseUnsyncedDataCatchesAPlantedSkippedFsync) {
 // record it acknowledged.
 TEST_F(ChaosTest, LastInSyncReplicaLosingUnsyncedDataKeepsAcknowledgedRecords) {
   constexpr char kTopic966[] = "kip966";
-  ClusterOptions o;
-  o.base_dir = absl::StrCat(std::getenv("TEST_TMPDIR"), "/kip966");
-  std::filesystem::remove_all(o.base_dir);
-  o.controllers = 3;
-  o.brokers = 3;
-  o.broker_binary = Runfile("broker/fjord-broker");
-  o.controller_binary = Runfile("controller/fjord-controller");
-  o.cli_binary = Runfile("client/fjord");
-  o.controller_args = {"--session-timeout-ms=3000"};
-  o.broker_args = {"--replica-lag-time-max-ms=3000"};
+  ClusterOptions o = ChaosClusterOptions("kip966", absl::StrCat(kTopic966, ":", kPartitions, ":3"));
   o.env = {{"FJORD_TESTING_SYNC_JOURNAL", "1"}};
-  o.create_topics = absl::StrCat(kTopic966, ":", kPartitions, ":3");
-  o.start_timeout = absl::Seconds(30);
   absl::StatusOr<std::unique_ptr<Cluster>> up = Cluster::Up(o);
   ASSERT_TRUE(up.ok()) << up.status();
   cluster_ = std::move(*up);
-  std::map<int, std::string> brokers;
-  for (int id = 1; id <= 3; ++id) {
-    brokers[id] = cluster_->Find(absl::StrCat("broker-", id))->address();
-  }
-  ChaosClient client(brokers);
+  ChaosClient client(BrokerAddresses(*cluster_));
   ASSERT_TRUE(WaitForLeaders(client, {kTopic966}, kPartitions, /*full_isr=*/true, absl::Seconds(30)));
   const std::optional<int> leader = client.Leader(kTopic966, 0);
   ASSERT_TRUE(leader.has_value());
@@ -465,14 +384,7 @@ TEST_F(ChaosTest, LastInSyncReplicaLosingUnsyncedDataKeepsAcknowledgedRecords) {
   fault.healed = absl::Now();
   history.AddFault(fault);
   ASSERT_TRUE(WaitForLeaders(client, {kTopic966}, kPartitions, /*full_isr=*/true, absl::Seconds(30)));
-  workload.ProduceWithRetries(0, kTopic966, 0, "", "after-heal");
-  FinalReads final_reads;
-  absl::StatusOr<FinalRead> read = ReadUntilStable(client, kTopic966, 0);
-  ASSERT_TRUE(read.ok()) << read.status();
-  final_reads[{kTopic966, 0}] = std::move(read->records);
-  const CheckResult result = Check(history.ops(), final_reads, history.faults());
-  std::cerr << result.Report();
-  std::cout << "KIP-966 scenario: " << result.Summary(0, 1) << std::endl;
+  const CheckResult result = FinishScenario(client, history, kTopic966, "KIP-966 scenario");
   EXPECT_EQ(result.acked, 51);
   EXPECT_TRUE(result.valid());
   EXPECT_TRUE(cluster_->Down().ok());

@@ -133,20 +133,7 @@ class PartitionTest : public ::testing::Test {
     topology_ = *std::move(topology);
     std::cerr << "partition: subnet " << topology_->subnet() << "\n";
 
-    ClusterOptions o;
-    const char* base = std::getenv("FJORD_CHAOS_DIR");
-    o.base_dir = absl::StrCat(
-        base != nullptr ? base : std::getenv("TEST_TMPDIR"), "/", name);
-    std::filesystem::remove_all(o.base_dir);
-    o.controllers = 3;
-    o.brokers = 3;
-    o.broker_binary = Runfile("broker/fjord-broker");
-    o.controller_binary = Runfile("controller/fjord-controller");
-    o.cli_binary = Runfile("client/fjord");
-    o.controller_args = {"--session-timeout-ms=3000"};
-    o.broker_args = {"--replica-lag-time-max-ms=3000"};
-    o.create_topics = topics;
-    o.start_timeout = absl::Seconds(30);
+    ClusterOptions o = ChaosClusterOptions(name, topics);
     for (const std::string& n : nodes) {
       o.node_networks[n] = NodeNetwork{
           topology_->NamespaceOf(n), topology_->AddressOf(n),
@@ -156,14 +143,6 @@ class PartitionTest : public ::testing::Test {
     ASSERT_TRUE(up.ok()) << up.status();
     cluster_ = *std::move(up);
     std::cerr << "partition: cluster in " << cluster_->base_dir() << "\n";
-  }
-
-  std::map<int, std::string> BrokerAddresses() const {
-    std::map<int, std::string> brokers;
-    for (int id = 1; id <= cluster_->brokers(); ++id) {
-      brokers[id] = cluster_->Find(absl::StrCat("broker-", id))->address();
-    }
-    return brokers;
   }
 
   // Declared in this order so that the cluster dies before the namespaces.
@@ -194,24 +173,14 @@ TEST_P(PartitionSuiteTest, LosesNothingAcknowledged) {
                absl::StrCat(kTopic, ":", kPartitions, ":3,", kKeyedTopic, ":",
                             kPartitions, ":3"));
   if (HasFatalFailure()) return;
-  ChaosClient client(BrokerAddresses());
+  ChaosClient client(BrokerAddresses(*cluster_));
   ASSERT_TRUE(WaitForLeaders(client, {kTopic, kKeyedTopic}, kPartitions,
                              /*full_isr=*/true, absl::Seconds(30)))
       << "topics did not get leaders with full ISRs";
 
   History history;
   Workload workload(&client, &history, WorkloadOptions{});
-  int process = 0;
-  for (int p = 0; p < kPartitions; ++p) {
-    workload.StartUniqueProducer(process++, kTopic, p);
-  }
-  for (int i = 0; i < 2; ++i) {
-    workload.StartKeyedProducer(
-        process++, kKeyedTopic, kPartitions,
-        {"k0", "k1", "k2", "k3", "k4", "k5", "k6", "k7"});
-  }
-  workload.StartReader(process++, {kTopic, kKeyedTopic}, kPartitions,
-                       absl::Milliseconds(500));
+  StartProducersAndReader(workload, kTopic, kKeyedTopic, kPartitions);
 
   Nemesis nemesis(cluster_.get(), &client, &history, kTopic, &std::cerr,
                   topology_.get());
@@ -286,7 +255,7 @@ TEST_F(PartitionTest, IsrShrinksToTheLeaderAloneWhichIsThenIsolated) {
   constexpr char kJepsen[] = "jepsen";
   StartCluster("jepsen-2013", absl::StrCat(kJepsen, ":1:3"));
   if (HasFatalFailure()) return;
-  ChaosClient client(BrokerAddresses());
+  ChaosClient client(BrokerAddresses(*cluster_));
   ASSERT_TRUE(WaitForLeaders(client, {kJepsen}, 1, /*full_isr=*/true,
                              absl::Seconds(30)));
   absl::StatusOr<fjord::v1::TopicInfo> info = client.Describe(kJepsen);

@@ -1,6 +1,7 @@
 #include "integration_tests/chaos/run_support.h"
 
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <iostream>
 
@@ -22,6 +23,43 @@ std::string Runfile(const std::string& path) {
   const char* workspace = std::getenv("TEST_WORKSPACE");
   if (srcdir == nullptr || workspace == nullptr) return path;
   return absl::StrCat(srcdir, "/", workspace, "/", path);
+}
+
+ClusterOptions ChaosClusterOptions(const std::string& name, const std::string& topics) {
+  ClusterOptions o;
+  const char* base = std::getenv("FJORD_CHAOS_DIR");
+  o.base_dir = absl::StrCat(base != nullptr ? base : std::getenv("TEST_TMPDIR"), "/", name);
+  std::filesystem::remove_all(o.base_dir);
+  o.controllers = 3;
+  o.brokers = 3;
+  o.broker_binary = Runfile("broker/fjord-broker");
+  o.controller_binary = Runfile("controller/fjord-controller");
+  o.cli_binary = Runfile("client/fjord");
+  o.controller_args = {"--session-timeout-ms=3000"};
+  o.broker_args = {"--replica-lag-time-max-ms=3000"};
+  o.create_topics = topics;
+  o.start_timeout = absl::Seconds(30);
+  return o;
+}
+
+std::map<int, std::string> BrokerAddresses(const Cluster& cluster) {
+  std::map<int, std::string> brokers;
+  for (int id = 1; id <= cluster.brokers(); ++id) {
+    brokers[id] = cluster.Find(absl::StrCat("broker-", id))->address();
+  }
+  return brokers;
+}
+
+int StartProducersAndReader(Workload& workload, const std::string& topic,
+                            const std::string& keyed_topic, int partitions) {
+  int process = 0;
+  for (int p = 0; p < partitions; ++p) workload.StartUniqueProducer(process++, topic, p);
+  for (int i = 0; i < 2; ++i) {
+    workload.StartKeyedProducer(process++, keyed_topic, partitions,
+                                {"k0", "k1", "k2", "k3", "k4", "k5", "k6", "k7"});
+  }
+  workload.StartReader(process++, {topic, keyed_topic}, partitions, absl::Milliseconds(500));
+  return process;
 }
 
 bool WaitForLeaders(ChaosClient& client, const std::vector<std::string>& topics, int partitions,

@@ -4,6 +4,7 @@
 #ifndef FJORD_INTEGRATION_TESTS_CHAOS_RUN_SUPPORT_H_
 #define FJORD_INTEGRATION_TESTS_CHAOS_RUN_SUPPORT_H_
 
+#include <map>
 #include <string>
 #include <vector>
 
@@ -12,11 +13,28 @@
 #include "integration_tests/chaos/checker.h"
 #include "integration_tests/chaos/history.h"
 #include "integration_tests/chaos/workload.h"
+#include "integration_tests/cluster.h"
 
 namespace fjord::testing::chaos {
 
 // $TEST_SRCDIR/$TEST_WORKSPACE/<path>, or <path> outside Bazel.
 std::string Runfile(const std::string& path);
+
+// A fresh 3-controller, 3-broker cluster's options: the binaries from the
+// runfiles, DESIGN.md's test timings (3 s sessions and replica lag), `topics`
+// ("name:partitions:replicas,...") created at start, nodes under
+// $FJORD_CHAOS_DIR (kept after the test) or $TEST_TMPDIR, in `name`, which is
+// emptied first (a Cluster reuses the data it finds).
+ClusterOptions ChaosClusterOptions(const std::string& name, const std::string& topics);
+
+// Broker id -> "host:port", for a ChaosClient.
+std::map<int, std::string> BrokerAddresses(const Cluster& cluster);
+
+// The standard workload: one unique-value producer per partition of `topic`,
+// two keyed producers on `keyed_topic` (keys k0..k7) and a reader of both
+// every 500 ms. Returns the next free process number.
+int StartProducersAndReader(Workload& workload, const std::string& topic,
+                            const std::string& keyed_topic, int partitions);
 
 // Waits until every partition of `topics` (each with `partitions`) has a leader
 // and, when `full_isr`, all 3 replicas in sync. False at the deadline.
