@@ -100,6 +100,7 @@ absl::StatusOr<std::unique_ptr<Broker>> Broker::Start(const BrokerOptions& optio
     ctx.planted_ack_before_replication = true;
   }
   ctx.shutting_down = &broker->shutting_down_;
+  ctx.ready = &broker->serving_;
 
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
@@ -265,6 +266,7 @@ void Broker::OnFenceChange(bool fenced, bool embedded) {
     // start-up topics exist too (Start marks it).
     if (fenced || embedded) return;
     ready_ = true;
+    serving_.store(true);
     LOG(INFO) << "broker " << options_.node_id << " is ready";
   }
   // A fenced broker leads nothing and serves nothing: tell health checks.
@@ -276,6 +278,7 @@ void Broker::OnFenceChange(bool fenced, bool embedded) {
 void Broker::MarkReady() {
   absl::MutexLock lock(&ready_mu_);
   ready_ = true;
+  serving_.store(true);
   if (server_ != nullptr && !shutting_down_.load()) {
     server_->GetHealthCheckService()->SetServingStatus(true);
     LOG(INFO) << "broker " << options_.node_id << " is ready";

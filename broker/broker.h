@@ -85,6 +85,8 @@ class Broker {
   absl::Mutex ready_mu_;
   bool ready_ ABSL_GUARDED_BY(ready_mu_) = false;
   std::atomic<bool> shutting_down_{false};
+  // Mirrors ready_ for the request handlers (ServiceContext::ready).
+  std::atomic<bool> serving_{false};
   std::unique_ptr<ProduceServiceImpl> produce_;
   std::unique_ptr<FetchServiceImpl> fetch_;
   std::unique_ptr<MetadataServiceImpl> metadata_service_;

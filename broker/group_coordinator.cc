@@ -305,10 +305,7 @@ int32_t GroupCoordinator::PartitionCount(const std::string& topic) const {
 
 absl::StatusOr<GroupCoordinator::Resolved> GroupCoordinator::Resolve(absl::string_view group_id,
                                                                      bool create) {
-  if (ctx_.shutting_down->load()) {
-    return MakeError(absl::StatusCode::kUnavailable, ErrorInfo::SHUTTING_DOWN,
-                     "the broker is shutting down; find the group's coordinator again");
-  }
+  RETURN_IF_ERROR(CheckServing(ctx_));
   RETURN_IF_ERROR(ValidateGroupId(group_id));
   absl::StatusOr<std::shared_ptr<const TopicState>> topic = ctx_.metadata->GetTopic(kOffsetsTopic);
   if (!topic.ok()) {
@@ -435,6 +432,7 @@ grpc::Status GroupCoordinator::FindCoordinator(grpc::ServerContext*,
 
 absl::StatusOr<fjord::v1::FindCoordinatorResponse> GroupCoordinator::DoFindCoordinator(
     const fjord::v1::FindCoordinatorRequest& req) {
+  RETURN_IF_ERROR(CheckServing(ctx_));
   RETURN_IF_ERROR(ValidateGroupId(req.group_id()));
   absl::StatusOr<std::shared_ptr<const TopicState>> topic = ctx_.metadata->GetTopic(kOffsetsTopic);
   if (!topic.ok()) {

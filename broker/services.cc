@@ -63,6 +63,16 @@ bool WaitForData(grpc::ServerContext* context, storage::PartitionLog& log,
 
 }  // namespace
 
+absl::Status CheckServing(const ServiceContext& ctx) {
+  if (ctx.shutting_down != nullptr && ctx.shutting_down->load()) return ShuttingDown();
+  if (ctx.ready != nullptr && !ctx.ready->load()) {
+    return MakeError(absl::StatusCode::kUnavailable, ErrorInfo::BROKER_STARTING,
+                     "the broker is starting (loading metadata, creating start-up topics); "
+                     "retry in a moment");
+  }
+  return absl::OkStatus();
+}
+
 // ---------------------------------------------------------------------------
 // AsyncAppender
 
@@ -128,7 +138,7 @@ grpc::Status ProduceServiceImpl::Produce(grpc::ServerContext* context,
 absl::Status ProduceServiceImpl::DoProduce(const fjord::v1::ProduceRequest& req,
                                            absl::Time deadline,
                                            fjord::v1::ProduceResponse* response) {
-  if (ctx_.shutting_down->load()) return ShuttingDown();
+  RETURN_IF_ERROR(CheckServing(ctx_));
   if (IsInternalTopic(req.topic())) return InternalTopicError(req.topic(), "produced to");
   ASSIGN_OR_RETURN(PartitionHandle handle,
                    ctx_.metadata->Lookup(req.topic(), req.partition()));
@@ -225,7 +235,7 @@ grpc::Status FetchServiceImpl::Fetch(
 absl::Status FetchServiceImpl::DoFetch(
     grpc::ServerContext* context, const fjord::v1::FetchRequest& req,
     grpc::ServerWriter<fjord::v1::FetchResponse>* writer) {
-  if (ctx_.shutting_down->load()) return ShuttingDown();
+  RETURN_IF_ERROR(CheckServing(ctx_));
   ASSIGN_OR_RETURN(PartitionHandle handle,
                    ctx_.metadata->Lookup(req.topic(), req.partition()));
   if (req.max_bytes() < 0 || req.max_wait_ms() < 0) {
@@ -302,6 +312,7 @@ grpc::Status FetchServiceImpl::ListOffsets(
 absl::Status FetchServiceImpl::DoListOffsets(
     const fjord::v1::ListOffsetsRequest& req,
     fjord::v1::ListOffsetsResponse* response) {
+  RETURN_IF_ERROR(CheckServing(ctx_));
   ASSIGN_OR_RETURN(PartitionHandle handle,
                    ctx_.metadata->Lookup(req.topic(), req.partition()));
   response->set_timestamp_ms(-1);
@@ -339,6 +350,7 @@ absl::Status FetchServiceImpl::DoListOffsets(
 grpc::Status MetadataServiceImpl::Metadata(grpc::ServerContext* context,
                                            const fjord::v1::MetadataRequest* request,
                                            fjord::v1::MetadataResponse* response) {
+  if (absl::Status s = CheckServing(ctx_); !s.ok()) return ToGrpcStatus(s);
   MetadataView& md = *ctx_.metadata;
   for (auto& broker : md.Brokers()) *response->add_brokers() = std::move(broker);
   response->set_controller_id(md.controller_id());
@@ -370,6 +382,7 @@ grpc::Status MetadataServiceImpl::Metadata(grpc::ServerContext* context,
 grpc::Status AdminServiceImpl::CreateTopics(
     grpc::ServerContext* context, const fjord::v1::CreateTopicsRequest* request,
     fjord::v1::CreateTopicsResponse* response) {
+  if (absl::Status s = CheckServing(ctx_); !s.ok()) return ToGrpcStatus(s);
   if (request->topics_size() == 0) {
     return ToGrpcStatus(MakeError(absl::StatusCode::kInvalidArgument,
                                   ErrorInfo::INVALID_REQUEST,
@@ -392,6 +405,7 @@ grpc::Status AdminServiceImpl::CreateTopics(
 grpc::Status AdminServiceImpl::DeleteTopics(
     grpc::ServerContext* context, const fjord::v1::DeleteTopicsRequest* request,
     fjord::v1::DeleteTopicsResponse* response) {
+  if (absl::Status s = CheckServing(ctx_); !s.ok()) return ToGrpcStatus(s);
   if (request->topics_size() == 0) {
     return ToGrpcStatus(MakeError(absl::StatusCode::kInvalidArgument,
                                   ErrorInfo::INVALID_REQUEST,
@@ -407,6 +421,7 @@ grpc::Status AdminServiceImpl::DeleteTopics(
 grpc::Status AdminServiceImpl::ListTopics(grpc::ServerContext* context,
                                           const fjord::v1::ListTopicsRequest* request,
                                           fjord::v1::ListTopicsResponse* response) {
+  if (absl::Status s = CheckServing(ctx_); !s.ok()) return ToGrpcStatus(s);
   for (const auto& topic : ctx_.metadata->ListTopics()) {
     const std::string& name = topic->info.name();
     if (!request->include_internal() && name.rfind("__", 0) == 0) continue;
@@ -418,6 +433,7 @@ grpc::Status AdminServiceImpl::ListTopics(grpc::ServerContext* context,
 grpc::Status AdminServiceImpl::DescribeTopics(
     grpc::ServerContext* context, const fjord::v1::DescribeTopicsRequest* request,
     fjord::v1::DescribeTopicsResponse* response) {
+  if (absl::Status s = CheckServing(ctx_); !s.ok()) return ToGrpcStatus(s);
   if (request->topics_size() == 0) {
     return ToGrpcStatus(MakeError(absl::StatusCode::kInvalidArgument,
                                   ErrorInfo::INVALID_REQUEST,
@@ -448,6 +464,7 @@ grpc::Status AdminServiceImpl::DescribeTopics(
 grpc::Status AdminServiceImpl::DescribeCluster(
     grpc::ServerContext* context, const fjord::v1::DescribeClusterRequest* request,
     fjord::v1::DescribeClusterResponse* response) {
+  if (absl::Status s = CheckServing(ctx_); !s.ok()) return ToGrpcStatus(s);
   absl::StatusOr<fjord::v1::DescribeClusterResponse> cluster =
       ctx_.metadata->DescribeCluster();
   if (!cluster.ok()) return ToGrpcStatus(cluster.status());

@@ -44,6 +44,10 @@ struct ServiceContext {
   // Set when the broker starts shutting down; handlers then answer UNAVAILABLE and
   // fetch streams end.
   std::atomic<bool>* shutting_down = nullptr;
+  // False until start-up is complete (health SERVING for the first time):
+  // until then handlers answer UNAVAILABLE (BROKER_STARTING) instead of, say,
+  // NOT_FOUND for a start-up topic not created yet. Null: always ready.
+  const std::atomic<bool>* ready = nullptr;
   // High watermarks, ISRs and acks=all waits.
   ReplicaManager* replicas = nullptr;
   // A planted bug for the chaos suite's checker test (BrokerOptions::planted_bug):
@@ -51,6 +55,10 @@ struct ServiceContext {
   // the batch. Never set in production.
   bool planted_ack_before_replication = false;
 };
+
+// OK while the broker serves; UNAVAILABLE (BROKER_STARTING / SHUTTING_DOWN)
+// before start-up is complete and once shutdown began.
+absl::Status CheckServing(const ServiceContext& ctx);
 
 // Appends acks=0 batches off the request path. The queue is bounded: when it is
 // full, Produce waits for room, which is the only back-pressure acks=0 has.

@@ -1146,6 +1146,34 @@ TEST(CreateTopicsAtStartupTest, FlagCreatesSeveralTopics) {
   EXPECT_EQ(desc.topic().partitions_size(), 2);
 }
 
+// A client that calls a broker while it is still starting is told so
+// (UNAVAILABLE, BROKER_STARTING), never that a start-up topic does not exist.
+TEST(CreateTopicsAtStartupTest, CallsDuringStartupAreUnavailableNotNotFound) {
+  BrokerProcess broker(BrokerProcess::Options{.extra_args = {"--create-topics=early:3:1"}});
+  ASSERT_OK(broker.Spawn());
+  std::map<std::string, int> seen;  // outcome -> count
+  const absl::Time deadline = absl::Now() + absl::Seconds(30);
+  bool described = false;
+  while (!described && absl::Now() < deadline) {
+    Api api(MakeChannel(broker.address()));
+    fjord::v1::TopicDescription desc;
+    const grpc::Status s = api.Describe("early", &desc);
+    if (s.ok()) {
+      described = true;
+      break;
+    }
+    std::string outcome = absl::StrCat("code ", s.error_code());
+    if (std::optional<ErrorInfo> info = ErrorInfoOf(s); info.has_value()) {
+      absl::StrAppend(&outcome, " ", ErrorInfo::Reason_Name(info->reason()));
+    }
+    ++seen[outcome];
+    EXPECT_NE(s.error_code(), grpc::StatusCode::NOT_FOUND) << GrpcToString(s);
+    absl::SleepFor(absl::Milliseconds(10));  // back-off between attempts
+  }
+  EXPECT_TRUE(described) << "the start-up topic never appeared";
+  for (const auto& [outcome, n] : seen) std::cout << "before ready: " << outcome << " x" << n << "\n";
+}
+
 TEST(CreateTopicsAtStartupTest, ReplicationFactorAboveBrokerCountFailsStartup) {
   BrokerProcess broker(
       BrokerProcess::Options{.env = {{"FJORD_CREATE_TOPICS", "x:5:2"}}});
