@@ -306,7 +306,23 @@ std::string Describe(const std::map<int64_t, ModelBatch>& model) {
 
 // Checks the reopened partition against the model, deciding whether the
 // in-flight operation took effect, and leaves the model equal to the store.
-void Check(PartitionLog& log, Model* model, int p, uint64_t seed) {
+// The last reports of a round, for failure messages.
+std::string Tail(const std::vector<Report>& reports) {
+  static constexpr const char* kNames[] = {"append?", "append!", "truncate?", "truncate!",
+                                           "hw?",     "hw!"};
+  std::string out;
+  const size_t from = reports.size() > 12 ? reports.size() - 12 : 0;
+  for (size_t i = from; i < reports.size(); ++i) {
+    const Report& r = reports[i];
+    const bool known = r.kind >= kAppendIntent && r.kind <= kHwAck;
+    absl::StrAppend(&out, "\n  ", known ? kNames[r.kind - kAppendIntent] : "?", " a=", r.a,
+                    " b=", r.b);
+  }
+  return out;
+}
+
+void Check(PartitionLog& log, Model* model, int p, uint64_t seed,
+           const std::vector<Report>& round_reports) {
   SCOPED_TRACE(absl::StrCat("partition ", p, ", seed ", seed));
   const std::map<int64_t, StoredInfo> stored = ReadPartition(log);
   int64_t hw_ceiling = model->hw;
@@ -357,7 +373,9 @@ void Check(PartitionLog& log, Model* model, int p, uint64_t seed) {
   EXPECT_LE(hw, std::min(hw_ceiling, model->end))
       << "loaded a high watermark that was never set";
   EXPECT_GE(hw, std::min(model->hw_floor, model->end))
-      << "lost a high watermark written by an acknowledged operation";
+      << "lost a high watermark written by an acknowledged operation; the round's last "
+         "reports for this partition:"
+      << Tail(round_reports);
   model->hw = hw;
   model->hw_floor = hw;
 }
@@ -425,7 +443,7 @@ TEST(ReplicaCrashTest, AcknowledgedHistorySurvivesSigkill) {
             << "partition " << p << " vanished in round " << round;
         continue;
       }
-      ASSERT_NO_FATAL_FAILURE(Check(*log, &models[p], p, seed))
+      ASSERT_NO_FATAL_FAILURE(Check(*log, &models[p], p, seed, by_partition[p]))
           << "round " << round;
     }
     ASSERT_TRUE((*store)->Close().ok());
