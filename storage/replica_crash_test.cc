@@ -208,10 +208,14 @@ struct Model {
     return it->second.last >= offset && it->first < offset ? it->first : offset;
   }
   void Truncate(int64_t new_end) {
+    // TruncateTo at the log end changes nothing and writes nothing, so it does
+    // not persist the high watermark either; only a real truncation writes it,
+    // synced, with the removal.
+    const bool removes = new_end < end;
     batches.erase(batches.lower_bound(new_end), batches.end());
     end = new_end;
     hw = std::min(hw, new_end);
-    hw_floor = hw;  // written, synced, with the truncation
+    if (removes) hw_floor = hw;
   }
 };
 
