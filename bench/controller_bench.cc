@@ -1221,17 +1221,9 @@ int Main(int argc, char** argv) {
     *bin = *resolved;
   }
 
-  std::string base = config.dir;
-  if (base.empty()) {
-    const char* tmp = std::getenv("TMPDIR");
-    base = (tmp != nullptr && *tmp != '\0') ? tmp : "/tmp";
-  }
-  std::string pattern = base + "/fjord-controller-bench-XXXXXX";
-  if (mkdtemp(pattern.data()) == nullptr) {
-    return bad(absl::StrCat("cannot create a directory under ", base, ": ",
-                            std::strerror(errno)));
-  }
-  const std::string root = pattern;
+  absl::StatusOr<std::string> scratch = MakeScratchDir(config.dir, "fjord-controller-bench");
+  if (!scratch.ok()) return bad(scratch.status().message());
+  const std::string root = *scratch;
 
   std::signal(SIGINT, OnSignal);
   std::signal(SIGTERM, OnSignal);

@@ -3,6 +3,9 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
 #include <fstream>
 #include <iterator>
 #include <vector>
@@ -74,6 +77,20 @@ double MachineCpuSeconds() {
     if (i != 3 && i != 4) busy += v;
   }
   return static_cast<double>(busy) / sysconf(_SC_CLK_TCK);
+}
+
+absl::StatusOr<std::string> MakeScratchDir(const std::string& dir, const std::string& name) {
+  std::string base = dir;
+  if (base.empty()) {
+    const char* tmp = std::getenv("TMPDIR");
+    base = (tmp != nullptr && *tmp != '\0') ? tmp : "/tmp";
+  }
+  std::string pattern = base + "/" + name + "-XXXXXX";
+  if (mkdtemp(pattern.data()) == nullptr) {
+    return absl::InternalError(absl::StrCat("cannot create a directory under ", base, ": ",
+                                            std::strerror(errno)));
+  }
+  return pattern;
 }
 
 }  // namespace fjord::bench

@@ -7,6 +7,8 @@
 
 #include <string>
 
+#include "absl/status/statusor.h"
+
 namespace fjord::bench {
 
 // The CPU's "model name" from /proc/cpuinfo, or "unknown".
@@ -25,6 +27,11 @@ double SelfCpuSeconds();
 // Busy CPU seconds of the whole machine since boot: every state in the first
 // line of /proc/stat except idle and iowait.
 double MachineCpuSeconds();
+
+// A fresh directory named `name`-XXXXXX under `dir`, or under $TMPDIR (else
+// /tmp) when `dir` is empty: where a benchmark puts its data and logs. The
+// error names the parent directory and the reason.
+absl::StatusOr<std::string> MakeScratchDir(const std::string& dir, const std::string& name);
 
 }  // namespace fjord::bench
 

@@ -813,17 +813,9 @@ int Main(int argc, char** argv) {
 
   if (!config.verbose) FLAGS_minloglevel = 1;  // warnings and errors only
 
-  std::string base = config.dir;
-  if (base.empty()) {
-    const char* tmp = std::getenv("TMPDIR");
-    base = (tmp != nullptr && *tmp != '\0') ? tmp : "/tmp";
-  }
-  std::string pattern = base + "/fjord-produce-bench-XXXXXX";
-  if (mkdtemp(pattern.data()) == nullptr) {
-    return bad(absl::StrCat("cannot create a directory under ", base, ": ",
-                            std::strerror(errno)));
-  }
-  const std::string root = pattern;
+  absl::StatusOr<std::string> scratch = MakeScratchDir(config.dir, "fjord-produce-bench");
+  if (!scratch.ok()) return bad(scratch.status().message());
+  const std::string root = *scratch;
 
   std::signal(SIGINT, OnSignal);
   std::signal(SIGTERM, OnSignal);

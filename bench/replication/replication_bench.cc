@@ -897,17 +897,9 @@ int Main(int argc, char** argv) {
     }
   }
 
-  std::string base = config.dir;
-  if (base.empty()) {
-    const char* tmp = std::getenv("TMPDIR");
-    base = (tmp != nullptr && *tmp != '\0') ? tmp : "/tmp";
-  }
-  std::string pattern = base + "/fjord-replication-bench-XXXXXX";
-  if (mkdtemp(pattern.data()) == nullptr) {
-    return bad(absl::StrCat("cannot create a directory under ", base, ": ",
-                            std::strerror(errno)));
-  }
-  const std::string root = pattern;
+  absl::StatusOr<std::string> scratch = MakeScratchDir(config.dir, "fjord-replication-bench");
+  if (!scratch.ok()) return bad(scratch.status().message());
+  const std::string root = *scratch;
   std::signal(SIGINT, OnSignal);
   std::signal(SIGTERM, OnSignal);
 
