@@ -5,6 +5,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "broker/errors.h"
+#include "common/clock.h"
 #include "common/random_id.h"
 #include "glog/logging.h"
 #include "google/rpc/status.pb.h"
@@ -95,12 +96,12 @@ void ControllerClient::Rotate(int32_t hint) {
 absl::Status ControllerClient::Call(
     const std::function<grpc::Status(Stubs&, grpc::ClientContext*)>& call,
     absl::Duration timeout, absl::Duration attempt_timeout) {
-  const absl::Time deadline = absl::Now() + timeout;
+  const absl::Time deadline = MonotonicNow() + timeout;
   absl::Status last = absl::UnavailableError("no controller answered");
-  for (int attempt = 0; absl::Now() < deadline; ++attempt) {
+  for (int attempt = 0; MonotonicNow() < deadline; ++attempt) {
     grpc::ClientContext context;
     context.set_deadline(absl::ToChronoTime(
-        std::min(deadline, absl::Now() + attempt_timeout)));
+        absl::Now() + std::min(deadline - MonotonicNow(), attempt_timeout)));
     absl::Status status = FromGrpc(call(Current(), &context));
     if (status.ok() || !Retriable(status.code())) return status;
     last = status;
@@ -148,8 +149,8 @@ void ClusterMetadata::Run(std::string advertised_host, int advertised_port) {
 }
 
 bool ClusterMetadata::WaitUnfenced(absl::Duration timeout) const {
-  const absl::Time deadline = absl::Now() + timeout;
-  while (fenced_.load() && absl::Now() < deadline && !stopping_.load()) {
+  const absl::Time deadline = MonotonicNow() + timeout;
+  while (fenced_.load() && MonotonicNow() < deadline && !stopping_.load()) {
     absl::SleepFor(absl::Milliseconds(10));
   }
   return !fenced_.load();
@@ -164,8 +165,8 @@ ClusterMetadata::~ClusterMetadata() {
 void ClusterMetadata::Shutdown(absl::Duration timeout) {
   if (epoch_.load() >= 0 && !fenced_.load()) {
     want_shutdown_.store(true);
-    const absl::Time deadline = absl::Now() + timeout;
-    while (!may_shutdown_.load() && absl::Now() < deadline) {
+    const absl::Time deadline = MonotonicNow() + timeout;
+    while (!may_shutdown_.load() && MonotonicNow() < deadline) {
       absl::SleepFor(absl::Milliseconds(20));
     }
     LOG(INFO) << (may_shutdown_.load() ? "controlled shutdown complete"

@@ -5,6 +5,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "broker/errors.h"
+#include "common/clock.h"
 #include "common/random_id.h"
 #include "common/status_macros.h"
 #include "glog/logging.h"
@@ -229,7 +230,7 @@ void GroupCoordinator::Load(std::shared_ptr<Shard> shard) {
           if (r.value().empty()) {
             g.membership = group::GroupMembership(key.group());
           } else if (v.ParseFromString(r.value())) {
-            g.membership.FromRecord(v, absl::Now());
+            g.membership.FromRecord(v, MonotonicNow());
           }
         }
       }
@@ -264,7 +265,7 @@ void GroupCoordinator::ExpireSessions() {
       for (const auto& [id, g] : shard->groups) all.emplace_back(shard, g);
     }
   }
-  const absl::Time now = absl::Now();
+  const absl::Time now = MonotonicNow();
   for (const auto& [shard, g] : all) {
     absl::MutexLock lock(&g->mu);
     if (g->gone) continue;
@@ -363,7 +364,8 @@ absl::Status GroupCoordinator::Write(
   ASSIGN_OR_RETURN(storage::AppendResult appended, handle.log().Append(std::move(batch)));
   ctx_.replicas->OnLeaderAppend(handle);
   absl::Status committed =
-      ctx_.replicas->WaitForCommit(handle, appended.last_offset, absl::Now() + options_.write_timeout);
+      ctx_.replicas->WaitForCommit(handle, appended.last_offset,
+                                   MonotonicNow() + options_.write_timeout);
   if (!committed.ok()) {
     // The records are in the log and may yet commit: whatever this broker
     // remembers may now differ from the log, so reload the partition (while it
@@ -510,7 +512,7 @@ absl::Status GroupCoordinator::DoHeartbeat(const fjord::v1::GroupHeartbeatReques
         *response,
         next.Heartbeat(
             req, options_.limits, [this](const std::string& t) { return PartitionCount(t); },
-            [] { return RandomHexId(); }, absl::Now(), &changed));
+            [] { return RandomHexId(); }, MonotonicNow(), &changed));
     if (changed) {
       google::protobuf::RepeatedPtrField<fjord::v1::Record> records;
       const GroupMetadataValue value = next.ToRecord();

@@ -7,6 +7,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
 #include "broker/errors.h"
+#include "common/clock.h"
 #include "glog/logging.h"
 #include "grpcpp/create_channel.h"
 #include "grpcpp/security/credentials.h"
@@ -75,7 +76,7 @@ void ReplicaManager::OnMetadata(
   addresses_ = addresses;
   std::map<Key, Led> led;
   std::map<Key, Followed> followed;
-  const absl::Time now = absl::Now();
+  const absl::Time now = MonotonicNow();
   for (const auto& [name, topic] : topics) {
     const controller::Topic* t = image.FindTopicById(topic->info.topic_id());
     for (int p = 0; p < topic->info.partitions_size(); ++p) {
@@ -193,7 +194,7 @@ absl::Status ReplicaManager::WaitForCommit(const PartitionHandle& partition,
     return stopping_.load() || l == led_.end() || l->second.leader_epoch != epoch ||
            log->high_watermark() > last_offset;
   };
-  mu_.AwaitWithDeadline(absl::Condition(&done), deadline);
+  mu_.AwaitWithDeadline(absl::Condition(&done), WallDeadline(deadline));
   if (log->high_watermark() > last_offset) return absl::OkStatus();
   auto l = led_.find(key);
   if (stopping_.load() || l == led_.end() || l->second.leader_epoch != epoch) {
@@ -214,7 +215,7 @@ absl::StatusOr<fiv1::ReplicaFetchResponse> ReplicaManager::HandleFetch(
     int64_t offset;
   };
   std::vector<Pending> reads;
-  const absl::Time now = absl::Now();
+  const absl::Time now = MonotonicNow();
   {
     absl::MutexLock lock(&mu_);
     for (const fiv1::ReplicaFetchPartition& p : req.partitions()) {
@@ -286,11 +287,11 @@ absl::StatusOr<fiv1::ReplicaFetchResponse> ReplicaManager::HandleFetch(
     }
     return false;
   };
-  while (!has_data() && !reads.empty() && absl::Now() < deadline && !context->IsCancelled() &&
+  while (!has_data() && !reads.empty() && MonotonicNow() < deadline && !context->IsCancelled() &&
          !stopping_.load()) {
     // Sleep on the first partition's log; the others are checked every slice.
-    reads.front().log->WaitForData(reads.front().offset,
-                                   std::min(deadline, absl::Now() + absl::Milliseconds(10)));
+    reads.front().log->WaitForData(
+        reads.front().offset, std::min(deadline - MonotonicNow(), absl::Milliseconds(10)));
   }
   int64_t budget = std::max(1, req.max_bytes());
   for (Pending& r : reads) {
@@ -435,7 +436,7 @@ void ReplicaManager::IsrLoop() {
     std::vector<std::pair<Key, std::vector<int32_t>>> changes;
     {
       absl::MutexLock lock(&mu_);
-      const absl::Time now = absl::Now();
+      const absl::Time now = MonotonicNow();
       for (auto& [key, led] : led_) {
         if (led.alter_in_flight) continue;
         std::vector<int32_t> isr;

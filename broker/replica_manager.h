@@ -82,7 +82,8 @@ class ReplicaManager {
 
   // Waits until the high watermark is above `last_offset`. UNAVAILABLE
   // (NOT_LEADER) when leadership is lost meanwhile, DEADLINE_EXCEEDED at
-  // `deadline`: in both cases the batch may or may not end up committed.
+  // `deadline` (a MonotonicNow() instant, common/clock.h): in both cases the
+  // batch may or may not end up committed.
   absl::Status WaitForCommit(const PartitionHandle& partition, int64_t last_offset,
                              absl::Time deadline);
 
@@ -101,6 +102,7 @@ class ReplicaManager {
   struct Follower {
     int64_t leo = -1;
     int64_t broker_epoch = -1;
+    // Monotonic (common/clock.h).
     absl::Time last_caught_up = absl::InfinitePast();
     absl::Time last_fetch = absl::InfinitePast();
     int64_t leader_leo_at_last_fetch = 0;

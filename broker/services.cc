@@ -6,6 +6,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "broker/errors.h"
+#include "common/clock.h"
 #include "common/status_macros.h"
 #include "glog/logging.h"
 #include "storage/record_batch.h"
@@ -51,11 +52,11 @@ void FillOffsets(const PartitionHandle& handle, fjord::v1::PartitionOffsets* out
 bool WaitForData(grpc::ServerContext* context, storage::PartitionLog& log,
                  int64_t offset, absl::Duration max_wait,
                  const std::atomic<bool>& shutting_down) {
-  const absl::Time deadline = absl::Now() + max_wait;
+  const absl::Time deadline = MonotonicNow() + max_wait;
   while (true) {
-    const absl::Time slice = std::min(deadline, absl::Now() + absl::Milliseconds(100));
+    const absl::Duration slice = std::min(deadline - MonotonicNow(), absl::Milliseconds(100));
     if (log.WaitForHighWatermark(offset, slice)) return true;
-    if (absl::Now() >= deadline || context->IsCancelled() || shutting_down.load()) {
+    if (MonotonicNow() >= deadline || context->IsCancelled() || shutting_down.load()) {
       return false;
     }
   }
@@ -129,9 +130,10 @@ void AsyncAppender::Run() {
 grpc::Status ProduceServiceImpl::Produce(grpc::ServerContext* context,
                                          const fjord::v1::ProduceRequest* request,
                                          fjord::v1::ProduceResponse* response) {
-  // acks=all waits at most until the client's deadline (30 s without one).
-  const absl::Time deadline =
-      std::min(absl::FromChrono(context->deadline()), absl::Now() + absl::Seconds(30));
+  // acks=all waits at most until the client's deadline (30 s without one),
+  // measured from here on the monotonic clock.
+  const absl::Time deadline = MonotonicDeadline(
+      std::min(absl::FromChrono(context->deadline()), absl::Now() + absl::Seconds(30)));
   return ToGrpcStatus(DoProduce(*request, deadline, response));
 }
 

@@ -5,6 +5,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "broker/errors.h"
+#include "common/clock.h"
 #include "common/random_id.h"
 #include "glog/logging.h"
 
@@ -326,7 +327,7 @@ absl::StatusOr<int64_t> ControllerServer::RegisterBroker(
   }
   absl::StatusOr<RegisterBrokerResult> result;
   state_->WithImage([&](const MetadataImage&, int64_t next_offset) {
-    result = logic_.RegisterBroker(request, absl::Now(), next_offset);
+    result = logic_.RegisterBroker(request, MonotonicNow(), next_offset);
   });
   if (!result.ok()) return result.status();
   if (absl::Status s = ProposeLocked(result->records); !s.ok()) return s;
@@ -347,7 +348,7 @@ absl::StatusOr<fiv1::BrokerHeartbeatResponse> ControllerServer::Heartbeat(
   request.want_shutdown = req.want_shutdown();
   absl::StatusOr<HeartbeatResult> result;
   state_->WithImage([&](const MetadataImage&, int64_t next_offset) {
-    result = logic_.Heartbeat(request, absl::Now(), next_offset);
+    result = logic_.Heartbeat(request, MonotonicNow(), next_offset);
   });
   if (!result.ok()) return result.status();
   if (absl::Status s = ProposeLocked(result->records); !s.ok()) return s;
@@ -490,14 +491,14 @@ void ControllerServer::ActivateIfLeader() {
       return;
     }
   }
-  logic_.Activate(absl::Now());
+  logic_.Activate(MonotonicNow());
   active_term_.store(term);
   active_.store(true);
   LOG(INFO) << "controller " << options_.node_id << " is active in term " << term;
 }
 
 void ControllerServer::Loop() {
-  absl::Time next_preferred = absl::Now() + options_.preferred_leader_interval;
+  absl::Time next_preferred = MonotonicNow() + options_.preferred_leader_interval;
   while (!stopping_.load()) {
     absl::SleepFor(options_.session_check_interval);
     ActivateIfLeader();
@@ -506,7 +507,7 @@ void ControllerServer::Loop() {
     if (!consensus_->IsLeader()) continue;
     RecordBatch records;
     state_->WithImage([&](const MetadataImage&, int64_t) {
-      records = logic_.TickSessions(absl::Now());
+      records = logic_.TickSessions(MonotonicNow());
     });
     if (!records.empty()) {
       LOG(INFO) << "fencing brokers whose sessions expired (" << records.size()
@@ -515,8 +516,8 @@ void ControllerServer::Loop() {
       continue;
     }
     if (options_.preferred_leader_interval > absl::ZeroDuration() &&
-        absl::Now() >= next_preferred) {
-      next_preferred = absl::Now() + options_.preferred_leader_interval;
+        MonotonicNow() >= next_preferred) {
+      next_preferred = MonotonicNow() + options_.preferred_leader_interval;
       state_->WithImage([&](const MetadataImage&, int64_t) {
         records = logic_.ElectPreferredLeaders();
       });

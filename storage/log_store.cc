@@ -55,6 +55,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
+#include "common/clock.h"
 #include "common/status_macros.h"
 #include "glog/logging.h"
 #include "rocksdb/cache.h"
@@ -232,7 +233,7 @@ class PartitionLogImpl final : public PartitionLog {
     absl::MutexLock l(&state_mu_);
     return log_end_;
   }
-  bool WaitForData(int64_t offset, absl::Time deadline) override;
+  bool WaitForData(int64_t offset, absl::Duration timeout) override;
   absl::StatusOr<std::pair<int64_t, int64_t>> OffsetForTimestamp(
       int64_t timestamp_ms) override;
 
@@ -253,7 +254,7 @@ class PartitionLogImpl final : public PartitionLog {
     return hw_;
   }
   absl::Status SetHighWatermark(int64_t hw) override;
-  bool WaitForHighWatermark(int64_t offset, absl::Time deadline) override;
+  bool WaitForHighWatermark(int64_t offset, absl::Duration timeout) override;
 
  private:
   friend class StoreCore;
@@ -365,7 +366,7 @@ class StoreCore : public std::enable_shared_from_this<StoreCore> {
   // writes, without the queue lock.
   void MaybeResume() {
     if (!needs_resume_.load()) return;
-    const absl::Time now = absl::Now();
+    const absl::Time now = MonotonicNow();
     {
       absl::MutexLock l(&resume_mu_);
       if (now - last_resume_ < absl::Seconds(1)) return;
@@ -1355,10 +1356,13 @@ absl::Status PartitionLogImpl::SetHighWatermark(int64_t hw) {
 }
 
 bool PartitionLogImpl::WaitForHighWatermark(int64_t offset,
-                                            absl::Time deadline) {
+                                            absl::Duration timeout) {
+  const absl::Time deadline = MonotonicNow() + timeout;
   absl::MutexLock l(&state_mu_);
   while (hw_ <= offset && liveness_ == Liveness::kLive) {
-    if (data_cv_.WaitWithDeadline(&state_mu_, deadline)) break;  // timed out
+    const absl::Duration left = deadline - MonotonicNow();
+    if (left <= absl::ZeroDuration()) break;
+    data_cv_.WaitWithTimeout(&state_mu_, left);
   }
   return hw_ > offset && liveness_ == Liveness::kLive;
 }
@@ -1437,10 +1441,13 @@ absl::StatusOr<std::vector<StoredBatch>> PartitionLogImpl::Read(
   return batches;
 }
 
-bool PartitionLogImpl::WaitForData(int64_t offset, absl::Time deadline) {
+bool PartitionLogImpl::WaitForData(int64_t offset, absl::Duration timeout) {
+  const absl::Time deadline = MonotonicNow() + timeout;
   absl::MutexLock l(&state_mu_);
   while (log_end_ <= offset && liveness_ == Liveness::kLive) {
-    if (data_cv_.WaitWithDeadline(&state_mu_, deadline)) break;  // timed out
+    const absl::Duration left = deadline - MonotonicNow();
+    if (left <= absl::ZeroDuration()) break;
+    data_cv_.WaitWithTimeout(&state_mu_, left);
   }
   return log_end_ > offset && liveness_ == Liveness::kLive;
 }

@@ -206,10 +206,10 @@ class PartitionLog {
   // Offset the next appended record will get.
   virtual int64_t log_end_offset() const = 0;
 
-  // Blocks until log_end_offset() > offset, until `deadline`, or until the
-  // partition is dropped or the store closes. Returns true when data past
-  // `offset` exists.
-  virtual bool WaitForData(int64_t offset, absl::Time deadline) = 0;
+  // Blocks until log_end_offset() > offset, for at most `timeout` (measured
+  // on the monotonic clock, common/clock.h), or until the partition is dropped
+  // or the store closes. Returns true when data past `offset` exists.
+  virtual bool WaitForData(int64_t offset, absl::Duration timeout) = 0;
 
   // --- Leader epochs (leader_epoch_cache.h) ---
 
@@ -252,10 +252,10 @@ class PartitionLog {
   // log_end_offset())). NOT_FOUND if dropped, UNAVAILABLE once the store is
   // closed. Wakes WaitForHighWatermark.
   virtual absl::Status SetHighWatermark(int64_t hw) = 0;
-  // Blocks until high_watermark() > offset, until `deadline`, or until the
-  // partition is dropped or the store closes. Returns true when committed data
-  // past `offset` exists.
-  virtual bool WaitForHighWatermark(int64_t offset, absl::Time deadline) = 0;
+  // Blocks until high_watermark() > offset, for at most `timeout` (monotonic),
+  // or until the partition is dropped or the store closes. Returns true when
+  // committed data past `offset` exists.
+  virtual bool WaitForHighWatermark(int64_t offset, absl::Duration timeout) = 0;
 
   // The first offset whose record timestamp is >= timestamp_ms, with that
   // record's timestamp; {log_end_offset, -1} if there is none.

@@ -76,7 +76,9 @@ class GroupMembership {
       const PartitionCountFn& partitions, const MemberIdFn& new_member_id, absl::Time now,
       bool* changed);
 
-  // Removes members whose session expired. True when any was removed.
+  // Removes members whose session expired. True when any was removed. Every
+  // `now` given to this class must come from one clock: the coordinator uses
+  // the monotonic one (common/clock.h), so a wall-clock jump expires no session.
   bool ExpireMembers(absl::Time now, const PartitionCountFn& partitions);
 
   // Whether `member_id` at `member_epoch` may commit offsets for `topic`

@@ -131,7 +131,9 @@ class ControllerLogic {
   ControllerLogic(const MetadataImage* image, ControllerOptions options = {});
 
   // This controller became active at `now`: forget all soft state and give
-  // every registered broker a fresh session starting now.
+  // every registered broker a fresh session starting now. Every `now` given
+  // to this class must come from one clock; the server uses the monotonic one
+  // (common/clock.h), so that a wall-clock jump expires no session.
   void Activate(absl::Time now);
 
   // Creates topics, all or nothing: on any error no records are returned.

@@ -11,6 +11,7 @@
 #include "absl/strings/cord.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/notification.h"
+#include "common/clock.h"
 #include "controller/raft/raft.h"
 #include "controller/raft/raft_proto.h"
 #include "controller/raft/rocksdb_storage.h"
@@ -144,7 +145,7 @@ class RaftNode::PeerSender {
   void Enqueue(Message m) {
     absl::MutexLock lock(&mu_);
     if (stop_ || queue_.size() >= options_.peer_queue_limit ||
-        absl::Now() < backoff_until_) {
+        MonotonicNow() < backoff_until_) {
       ++dropped_;
       return;
     }
@@ -216,8 +217,8 @@ class RaftNode::PeerSender {
       dropped_ += batch.size() + queue_.size();
       queue_.clear();
       backoff = std::clamp(backoff * 2, kMinBackoff, kMaxBackoff);
-      backoff_until_ = absl::Now() + backoff;
-      mu_.AwaitWithDeadline(absl::Condition(&stop_), backoff_until_);
+      backoff_until_ = MonotonicNow() + backoff;
+      mu_.AwaitWithTimeout(absl::Condition(&stop_), backoff);
       if (stop_) return;
     }
   }
@@ -407,7 +408,7 @@ absl::Status RaftNode::Start() {
     accepting_ = true;
     status_.running = true;
   }
-  next_tick_ = absl::Now() + options_.tick_interval;
+  next_tick_ = MonotonicNow() + options_.tick_interval;
   // Nobody to wait for: a single voter elects itself now.
   if (options_.voters.size() == 1) raft_->Campaign();
   for (auto& [id, peer] : peers_) peer->Start();
@@ -474,7 +475,7 @@ absl::StatusOr<LogIndex> RaftNode::Propose(std::string data,
                                            absl::Time deadline) {
   auto w = std::make_shared<ProposalWaiter>();
   w->data = std::move(data);
-  w->deadline = deadline;
+  w->deadline = MonotonicDeadline(deadline);
   {
     absl::MutexLock lock(&mu_);
     if (!accepting_) {
@@ -492,7 +493,7 @@ absl::StatusOr<LogIndex> RaftNode::Propose(std::string data,
 
 absl::Status RaftNode::ReadIndex(absl::Time deadline) {
   auto w = std::make_shared<ReadWaiter>();
-  w->deadline = deadline;
+  w->deadline = MonotonicDeadline(deadline);
   {
     absl::MutexLock lock(&mu_);
     if (!accepting_) {
@@ -567,7 +568,7 @@ void RaftNode::DriverLoop() {
     {
       absl::MutexLock lock(&mu_);
       mu_.AwaitWithDeadline(absl::Condition(this, &RaftNode::HasWorkLocked),
-                            next_tick_);
+                            WallDeadline(next_tick_));
       if (stop_driver_) return;
       inbound.swap(inbound_);
       proposals.swap(proposals_in_);
@@ -575,7 +576,7 @@ void RaftNode::DriverLoop() {
       transfer = transfer_requested_;
       transfer_requested_ = false;
     }
-    const absl::Time now = absl::Now();
+    const absl::Time now = MonotonicNow();
     if (now >= next_tick_) {
       raft_->Tick();
       // One tick per interval; after a stall, do not catch up in a burst

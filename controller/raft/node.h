@@ -182,6 +182,9 @@ class RaftNode {
   //   DEADLINE_EXCEEDED: `deadline` passed first, or the outcome cannot be
   //     known (e.g. leadership was lost and a snapshot replaced the log
   //     there): the entry may or may not commit.
+  // `deadline` is a wall-clock instant, like a gRPC deadline; it is turned
+  // into a monotonic one on entry (common/clock.h), and the node's own timers
+  // (ticks, back-offs) run on the monotonic clock.
   absl::StatusOr<LogIndex> Propose(std::string data, absl::Time deadline);
 
   // Linearizable read barrier: returns OK once the local state machine has
@@ -243,7 +246,7 @@ class RaftNode {
   std::map<std::string, std::shared_ptr<ReadWaiter>> reads_awaiting_leader_;
   std::multimap<LogIndex, std::shared_ptr<ReadWaiter>> reads_awaiting_apply_;
   uint64_t read_seq_ = 0;
-  absl::Time next_tick_;
+  absl::Time next_tick_;  // monotonic (common/clock.h), as waiters' deadlines
   NodeId last_leader_;
 
   std::thread driver_;
