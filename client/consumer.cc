@@ -647,7 +647,9 @@ absl::Status Consumer::Subscribe(const std::vector<std::string>& topics) {
   if (membership_->Snapshot().state == GroupMembership::State::kFatal) {
     // The member joins again under a new id: what the old one owned is not
     // this consumer's any more.
-    for (const TopicPartition& tp : Assignment()) Release(tp);
+    const std::vector<TopicPartition> lost = Assignment();
+    if (!lost.empty() && options_.on_partitions_lost) options_.on_partitions_lost(lost);
+    for (const TopicPartition& tp : lost) Release(tp);
   }
   subscription_.assign(unique.begin(), unique.end());
   mode_ = Mode::kSubscribed;
@@ -672,6 +674,9 @@ absl::Status Consumer::Unsubscribe() {
     }
   }
   std::vector<TopicPartition> all = Assignment();
+  if (mode_ == Mode::kSubscribed && !all.empty() && options_.on_partitions_revoked) {
+    options_.on_partitions_revoked(all);
+  }
   for (const TopicPartition& tp : all) Release(tp);
   if (mode_ == Mode::kSubscribed) {
     absl::Status left = membership_->Leave(deadline);
@@ -924,12 +929,14 @@ absl::Status Consumer::Reconcile() {
   if (view.lost_count != lost_seen_) {
     // Another member may own these partitions already: drop them without
     // committing, then join again.
-    if (!owned_.empty()) {
+    const std::vector<TopicPartition> lost = Assignment();
+    if (!lost.empty()) {
       LOG(WARNING) << "[group=" << options_.group_id << "] dropping "
-                   << owned_.size()
+                   << lost.size()
                    << " partitions without committing: " << view.lost_reason;
+      if (options_.on_partitions_lost) options_.on_partitions_lost(lost);
     }
-    for (const TopicPartition& tp : Assignment()) Release(tp);
+    for (const TopicPartition& tp : lost) Release(tp);
     lost_seen_ = view.lost_count;
     membership_->AcknowledgeLost();
     return absl::OkStatus();
@@ -950,6 +957,7 @@ absl::Status Consumer::Reconcile() {
                      << "] commit before releasing partitions: " << s;
       }
     }
+    if (options_.on_partitions_revoked) options_.on_partitions_revoked(revoked);
     for (const TopicPartition& tp : revoked) {
       VLOG(1) << "[group=" << options_.group_id << "] releasing "
               << tp.ToString();
@@ -979,6 +987,7 @@ absl::Status Consumer::Reconcile() {
     return absl::OkStatus();
   }
   offsets_backoff_ = options_.reconnect_backoff;
+  std::vector<TopicPartition> assigned;
   for (const TopicPartition& tp : added) {
     auto c = committed->find(tp);
     const std::optional<int64_t> offset =
@@ -990,6 +999,7 @@ absl::Status Consumer::Reconcile() {
                     : std::string(" without committed offset"));
     auto start = StartFor(tp, offset);
     owned_[tp];
+    assigned.push_back(tp);
     if (offset.has_value()) committed_[tp] = *offset;
     if (start.ok()) {
       StartReader(tp, *start);
@@ -1004,6 +1014,9 @@ absl::Status Consumer::Reconcile() {
   std::set<TopicPartition> owned;
   for (const auto& [tp, o] : owned_) owned.insert(tp);
   membership_->SetOwned(owned);
+  if (options_.on_partitions_assigned && !assigned.empty()) {
+    options_.on_partitions_assigned(assigned);
+  }
   return absl::OkStatus();
 }
 

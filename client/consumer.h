@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -108,6 +109,23 @@ struct ConsumerOptions {
   absl::Duration max_poll_interval = absl::Minutes(5);
   // Bound of Close(): its final commit and the leave.
   absl::Duration close_timeout = absl::Seconds(30);
+
+  // Rebalance callbacks (Kafka's ConsumerRebalanceListener) for a subscribed
+  // consumer, each run inside Poll() (or Unsubscribe()) on the calling thread
+  // with the partitions concerned, sorted, never empty. They may call
+  // Commit(), Position() and Assignment(), not Poll(). Unset: not called.
+  //
+  // Partitions the group moves to other members, or all of them on
+  // Unsubscribe(): called after the auto-commit (when enabled) and before the
+  // partitions are released, the last moment to commit their positions.
+  std::function<void(const std::vector<TopicPartition>&)> on_partitions_revoked;
+  // Partitions lost with the membership (session expired, member fenced,
+  // max_poll_interval exceeded): other members may own them already, so
+  // their positions can no longer be committed. Called before they are
+  // released; the consumer then joins again.
+  std::function<void(const std::vector<TopicPartition>&)> on_partitions_lost;
+  // Partitions newly taken on, once their start positions are known.
+  std::function<void(const std::vector<TopicPartition>&)> on_partitions_assigned;
 };
 
 // Reads partitions through one long-lived Fetch stream per partition, each

@@ -385,6 +385,11 @@ absl::StatusOr<std::unique_ptr<Cluster>> Cluster::Up(ClusterOptions options) {
     node.info.binary =
         role == NodeRole::kController ? controller_bin : *broker_bin;
     node.info.env = options.env;
+    if (auto it = options.node_env.find(node.info.name);
+        it != options.node_env.end()) {
+      node.info.env.insert(node.info.env.end(), it->second.begin(),
+                           it->second.end());
+    }
     cluster->nodes_.push_back(std::move(node));
     return absl::OkStatus();
   };

@@ -138,6 +138,9 @@ struct ClusterOptions {
   std::vector<std::string> broker_args;
   // Added to every node's environment.
   EnvVars env;
+  // Added to one node's environment after `env`, by node name ("broker-2"):
+  // e.g. the chaos suite's per-node clock (integration_tests/chaos/clock.h).
+  std::map<std::string, EnvVars> node_env;
   // Topics to create once the cluster is up, "name:partitions:replicas,..."
   // (the seed's form). nullopt: $FJORD_CREATE_TOPICS (unset means none).
   std::optional<std::string> create_topics;

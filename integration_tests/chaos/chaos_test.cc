@@ -27,6 +27,7 @@
 #include "absl/time/clock.h"
 #include "gtest/gtest.h"
 #include "integration_tests/chaos/checker.h"
+#include "integration_tests/chaos/clock.h"
 #include "integration_tests/chaos/group_checker.h"
 #include "integration_tests/chaos/group_workload.h"
 #include "integration_tests/chaos/history.h"
@@ -63,11 +64,17 @@ class ChaosTest : public ::testing::Test {
   std::unique_ptr<Cluster> cluster_;
 };
 
-// One run of the quick suite with `seed`.
-void RunQuickSuite(uint64_t seed, std::unique_ptr<Cluster>* cluster_out) {
+enum class FaultSet { kProcess, kClock };
+
+// One run of the quick suite with `seed`: the process faults, or the clock
+// faults with every node under a clock of its own (libfaketime).
+void RunQuickSuite(uint64_t seed, FaultSet faults, std::unique_ptr<Cluster>* cluster_out) {
   ScheduleOptions schedule_options;
+  if (faults == FaultSet::kClock) schedule_options.kinds = ClockFaultKinds();
   const std::vector<ScheduledFault> schedule =
       MakeSchedule(seed, schedule_options);
+  const std::string name =
+      absl::StrCat(faults == FaultSet::kClock ? "clock-" : "chaos-", seed);
   std::cerr << "chaos: seed=" << seed
             << " (rerun with FJORD_CHAOS_SEED=" << seed
             << ")\nchaos: schedule:\n"
@@ -76,8 +83,19 @@ void RunQuickSuite(uint64_t seed, std::unique_ptr<Cluster>* cluster_out) {
   // FJORD_CHAOS_DIR keeps the nodes' logs and data after the test (Bazel
   // deletes TEST_TMPDIR), in FJORD_CHAOS_DIR/chaos-<seed>.
   ClusterOptions o = ChaosClusterOptions(
-      absl::StrCat("chaos-", seed),
-      absl::StrCat(kTopic, ":", kPartitions, ":3,", kKeyedTopic, ":", kPartitions, ":3"));
+      name, absl::StrCat(kTopic, ":", kPartitions, ":3,", kKeyedTopic, ":", kPartitions, ":3"));
+  std::unique_ptr<ClockSkew> clock;
+  if (faults == FaultSet::kClock) {
+    std::vector<std::string> nodes;
+    for (int i = 1; i <= 3; ++i) nodes.push_back(absl::StrCat("controller-", i));
+    for (int i = 1; i <= 3; ++i) nodes.push_back(absl::StrCat("broker-", i));
+    absl::StatusOr<std::unique_ptr<ClockSkew>> created = ClockSkew::Create(
+        absl::StrCat(o.base_dir, "/clocks"), nodes,
+        Runfile("integration_tests/chaos/libclock_skew_shim.so"));
+    ASSERT_TRUE(created.ok()) << created.status();
+    clock = std::move(*created);
+    for (const std::string& node : nodes) o.node_env[node] = clock->EnvFor(node);
+  }
   absl::StatusOr<std::unique_ptr<Cluster>> up = Cluster::Up(o);
   ASSERT_TRUE(up.ok()) << up.status();
   *cluster_out = std::move(*up);
@@ -103,7 +121,8 @@ void RunQuickSuite(uint64_t seed, std::unique_ptr<Cluster>* cluster_out) {
   group_workload.Start();
 
   // The nemesis: at most 90 s of faults; a fault under way is always healed.
-  Nemesis nemesis(&cluster, &client, &history, kTopic, &std::cerr);
+  Nemesis nemesis(&cluster, &client, &history, kTopic, &std::cerr, /*network=*/nullptr,
+                  clock.get());
   std::atomic<bool> stop_nemesis{false};
   const absl::Time nemesis_start = absl::Now();
   const int executed =
@@ -159,7 +178,7 @@ void RunQuickSuite(uint64_t seed, std::unique_ptr<Cluster>* cluster_out) {
             << std::endl;
   EXPECT_TRUE(result.valid())
       << "anomalies in seed " << seed << "; see the report above";
-  if (!result.valid()) DumpHistory(history, absl::StrCat("chaos-", seed));
+  if (!result.valid()) DumpHistory(history, name);
   EXPECT_EQ(executed, static_cast<int>(schedule.size()))
       << "the nemesis ran out of time";
   for (const FaultRecord& f : faults) {
@@ -391,7 +410,17 @@ TEST_F(ChaosTest, LastInSyncReplicaLosingUnsyncedDataKeepsAcknowledgedRecords) {
 }
 
 TEST_F(ChaosTest, QuickSuiteLosesNothingAcknowledged) {
-  RunQuickSuite(SeedFromEnvironment(), &cluster_);
+  RunQuickSuite(SeedFromEnvironment(), FaultSet::kProcess, &cluster_);
+  if (cluster_ != nullptr) {
+    EXPECT_TRUE(cluster_->Down().ok());
+  }
+}
+
+// The same workload and checks under clock faults: wall clocks of single nodes
+// jump by up to 10 min either way, or every node's is off by its own amount,
+// while the monotonic clocks run on.
+TEST_F(ChaosTest, ClockFaultsLoseNothingAcknowledged) {
+  RunQuickSuite(SeedFromEnvironment(), FaultSet::kClock, &cluster_);
   if (cluster_ != nullptr) {
     EXPECT_TRUE(cluster_->Down().ok());
   }

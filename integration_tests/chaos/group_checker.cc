@@ -58,7 +58,8 @@ GroupCheckResult CheckGroup(const std::vector<GroupPoll>& polls,
   for (const GroupPoll& poll : polls) {
     consumers.insert(poll.consumer);
     for (auto it = open.begin(); it != open.end();) {
-      if (it->first.first == poll.consumer && !poll.owned.contains(it->first.second)) {
+      if (it->first.first == poll.consumer && (!poll.owned.contains(it->first.second) ||
+                                               poll.released.contains(it->first.second))) {
         it = open.erase(it);  // released
       } else {
         ++it;

@@ -8,6 +8,11 @@
 //                       Poll()), so an observed run of polls owning a partition
 //                       lies within the real ownership: overlapping runs prove
 //                       overlapping ownership.
+//                       A run of ownership ends with a Poll after which the
+//                       consumer no longer owns the partition, or during
+//                       which it released it (revoked or lost, seen through
+//                       the rebalance callbacks); owning it again starts a
+//                       new run.
 //   skipped / backwards within one run of ownership, a record whose offset is
 //                       not the previous one plus one (skipped) or not above it
 //                       (backwards).

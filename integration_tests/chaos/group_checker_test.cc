@@ -56,5 +56,22 @@ TEST(GroupCheckerTest, SkipsBackwardsRegressionsAndMisses) {
   EXPECT_EQ(r.missed, 2) << r.Report();             // 4 and 5
 }
 
+TEST(GroupCheckerTest, PartitionLostAndTakenAgainInOnePollIsANewRun) {
+  // Consumer 1 reads 0..2, its commit of 3 fails; within one Poll it loses
+  // its membership (on_partitions_lost), joins again, gets partition 0 back
+  // and restarts at the committed offset 2: a new run, not going backwards.
+  GroupPoll again = Poll(1, 100, {0}, {{0, 2}, {0, 3}});
+  again.released = {0};
+  std::vector<GroupPoll> polls = {Poll(1, 0, {0}, {{0, 0}, {0, 1}, {0, 2}}), again};
+  std::vector<GroupCommit> commits = {{1, 0, 2, T(50)}, {1, 0, 4, T(150)}};
+  GroupCheckResult r = CheckGroup(polls, commits, FinalRead(0, 4), {{0, 4}});
+  EXPECT_TRUE(r.valid()) << r.Report();
+
+  // Without the release it is one run that went back: 2 after 2.
+  polls[1].released.clear();
+  r = CheckGroup(polls, commits, FinalRead(0, 4), {{0, 4}});
+  EXPECT_EQ(r.backwards, 1) << r.Report();
+}
+
 }  // namespace
 }  // namespace fjord::testing::chaos

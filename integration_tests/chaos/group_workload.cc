@@ -101,6 +101,15 @@ void GroupWorkload::Run(int slot) {
     opts.enable_auto_commit = false;
     opts.session_timeout = options_.session_timeout;
     opts.api_timeout = absl::Seconds(20);
+    // Filled by the rebalance callbacks, which run inside Poll() on this thread.
+    std::set<int32_t> released;
+    auto note_released = [&](const std::vector<client::TopicPartition>& partitions) {
+      for (const client::TopicPartition& tp : partitions) {
+        if (tp.topic == options_.topic) released.insert(tp.partition);
+      }
+    };
+    opts.on_partitions_revoked = note_released;
+    opts.on_partitions_lost = note_released;
     absl::StatusOr<std::unique_ptr<client::Consumer>> consumer =
         client::Consumer::Create(*cluster, opts);
     if (!consumer.ok() || !(*consumer)->Subscribe({options_.topic}).ok()) {
@@ -114,6 +123,7 @@ void GroupWorkload::Run(int slot) {
       GroupPoll poll;
       poll.consumer = id;
       poll.at = absl::Now();
+      poll.released.swap(released);
       for (const client::TopicPartition& tp : (*consumer)->Assignment()) {
         if (tp.topic == options_.topic) poll.owned.insert(tp.partition);
       }

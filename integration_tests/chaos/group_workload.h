@@ -31,6 +31,11 @@ struct GroupPoll {
   absl::Time at;
   // Partitions of the topic it owned after the Poll.
   std::set<int32_t> owned;
+  // Partitions of the topic it released during the Poll (the rebalance
+  // callbacks: revoked or lost), before the Poll's records were handed out.
+  // Owned again after the Poll means taken on anew: a new run of ownership
+  // (after a lost membership it restarts from the committed offset).
+  std::set<int32_t> released;
   // The records the Poll returned: partition, record.
   std::vector<std::pair<int32_t, ReadRecord>> records;
 };

@@ -51,7 +51,7 @@ int RestartsOf(FaultKind kind, int brokers) {
     case FaultKind::kKillAllBrokers:
       return brokers;
     default:
-      return IsNetworkFault(kind) ? 0 : 1;
+      return IsNetworkFault(kind) || IsClockFault(kind) ? 0 : 1;
   }
 }
 
@@ -78,6 +78,22 @@ const std::vector<FaultKind>& NetworkFaultKinds() {
       FaultKind::kBridgePartition,   FaultKind::kBrokersFromControllers,
   };
   return *kinds;
+}
+
+const std::vector<FaultKind>& ClockFaultKinds() {
+  static const auto* kinds = new std::vector<FaultKind>{
+      FaultKind::kClockJumpLeader,
+      FaultKind::kClockJumpController,
+      FaultKind::kClockSkewAll,
+  };
+  return *kinds;
+}
+
+bool IsClockFault(FaultKind kind) {
+  for (FaultKind k : ClockFaultKinds()) {
+    if (k == kind) return true;
+  }
+  return false;
 }
 
 bool IsNetworkFault(FaultKind kind) {
@@ -115,6 +131,12 @@ const char* FaultKindName(FaultKind kind) {
       return "bridge-partition";
     case FaultKind::kBrokersFromControllers:
       return "brokers-from-controllers";
+    case FaultKind::kClockJumpLeader:
+      return "clock-jump-leader";
+    case FaultKind::kClockJumpController:
+      return "clock-jump-controller";
+    case FaultKind::kClockSkewAll:
+      return "clock-skew-all";
   }
   return "?";
 }
@@ -156,6 +178,20 @@ std::string ScheduledFault::ToString(const std::string& topic) const {
     case FaultKind::kBrokersFromControllers:
       target = "brokers|controllers";
       break;
+    case FaultKind::kClockJumpLeader:
+      target = absl::StrCat("leader(", topic, "/", partition, ")");
+      break;
+    case FaultKind::kClockJumpController:
+      target = "active-controller";
+      break;
+    case FaultKind::kClockSkewAll:
+      target = "all-nodes";
+      break;
+  }
+  if (!offsets.empty()) {
+    std::vector<std::string> shown;
+    for (absl::Duration d : offsets) shown.push_back(FaketimeOffset(d));
+    absl::StrAppend(&target, ",offset=", absl::StrJoin(shown, "/"));
   }
   return absl::StrCat("t=+", Seconds(at), " #", index, " ", FaultKindName(kind),
                       " target=", target, " hold=", Seconds(hold),
@@ -211,6 +247,12 @@ std::vector<ScheduledFault> MakeSchedule(uint64_t seed,
         f.hold = random.Between(options.session_timeout * 1.2,
                                 options.session_timeout * 1.7);
         break;
+      case FaultKind::kClockJumpLeader:
+      case FaultKind::kClockJumpController:
+      case FaultKind::kClockSkewAll:
+        f.hold = random.Between(options.session_timeout * 1.2,
+                                options.session_timeout * 2);
+        break;
       default:
         f.hold = random.Between(absl::Milliseconds(500), absl::Seconds(2));
     }
@@ -244,6 +286,19 @@ std::vector<ScheduledFault> MakeSchedule(uint64_t seed,
         }
       }
     }
+    // Offsets of clock faults, likewise drawn only for them.
+    if (f.kind == FaultKind::kClockJumpLeader ||
+        f.kind == FaultKind::kClockJumpController) {
+      const absl::Duration jump =
+          random.Between(absl::Seconds(20), absl::Minutes(10));
+      f.offsets = {random.Below(2) == 0 ? jump : -jump};
+    } else if (f.kind == FaultKind::kClockSkewAll) {
+      for (int n = 0; n < options.controllers + options.brokers; ++n) {
+        const absl::Duration skew =
+            random.Between(absl::Seconds(1), absl::Minutes(2));
+        f.offsets.push_back(random.Below(2) == 0 ? skew : -skew);
+      }
+    }
     at += f.hold +
           options.planned_restart * RestartsOf(f.kind, options.brokers) + f.gap;
     schedule.push_back(f);
@@ -261,13 +316,15 @@ std::string FormatSchedule(const std::vector<ScheduledFault>& schedule,
 }
 
 Nemesis::Nemesis(Cluster* cluster, ChaosClient* client, History* history,
-                 std::string topic, std::ostream* log, NetnsTopology* network)
+                 std::string topic, std::ostream* log, NetnsTopology* network,
+                 ClockSkew* clock)
     : cluster_(cluster),
       client_(client),
       history_(history),
       topic_(std::move(topic)),
       log_(log),
       network_(network),
+      clock_(clock),
       start_(absl::Now()) {}
 
 std::vector<std::string> Nemesis::AllNodes() const {
@@ -452,11 +509,85 @@ void Nemesis::ExecuteNetwork(const ScheduledFault& fault, FaultRecord* record) {
         << std::flush;
 }
 
+void Nemesis::ExecuteClock(const ScheduledFault& fault, FaultRecord* record) {
+  std::string& note = record->note;
+  // (node, offset) pairs to set.
+  std::vector<std::pair<std::string, absl::Duration>> moves;
+  switch (fault.kind) {
+    case FaultKind::kClockJumpLeader: {
+      absl::StatusOr<std::string> leader =
+          LeaderOf(fault.partition, absl::Seconds(10));
+      if (!leader.ok()) {
+        absl::StrAppend(&note, "find leader: ", leader.status().message(),
+                        "; ");
+        break;
+      }
+      moves.emplace_back(*leader, fault.offsets.at(0));
+      break;
+    }
+    case FaultKind::kClockJumpController: {
+      absl::StatusOr<std::string> active = ActiveController(absl::Seconds(10));
+      if (!active.ok()) {
+        absl::StrAppend(
+            &note, "find active controller: ", active.status().message(), "; ");
+        break;
+      }
+      moves.emplace_back(*active, fault.offsets.at(0));
+      break;
+    }
+    case FaultKind::kClockSkewAll: {
+      const std::vector<std::string> all = AllNodes();
+      for (size_t i = 0; i < all.size() && i < fault.offsets.size(); ++i) {
+        moves.emplace_back(all[i], fault.offsets[i]);
+      }
+      break;
+    }
+    default:
+      break;
+  }
+  std::vector<std::string> described;
+  for (const auto& [node, offset] : moves) {
+    described.push_back(absl::StrCat(node, FaketimeOffset(offset)));
+  }
+  record->target = absl::StrJoin(described, ",");
+  record->started = absl::Now();
+  record->healed = absl::InfiniteFuture();
+  if (clock_ == nullptr) {
+    absl::StrAppend(&note,
+                    "no clock control (clock faults need the nodes under "
+                    "libfaketime: ClockSkew); ");
+    return;
+  }
+  if (moves.empty()) return;
+  for (const auto& [node, offset] : moves) {
+    if (absl::Status s = clock_->Set(node, offset); !s.ok()) {
+      absl::StrAppend(&note, "set clock of ", node, ": ", s.message(), "; ");
+    }
+  }
+  *log_ << absl::StrFormat("nemesis %6.1fs #%d %s %s: injected\n",
+                           Since(record->started), fault.index, record->kind,
+                           record->target)
+        << std::flush;
+  absl::SleepFor(fault.hold);
+  absl::Status healed = clock_->ResetAll();
+  if (!healed.ok()) absl::StrAppend(&note, "heal: ", healed.message(), "; ");
+  if (healed.ok()) record->healed = absl::Now();
+  *log_ << absl::StrFormat("nemesis %6.1fs #%d %s %s: healed%s%s\n",
+                           Since(absl::Now()), fault.index, record->kind,
+                           record->target, healed.ok() ? "" : " (INCOMPLETE)",
+                           note.empty() ? "" : absl::StrCat(" notes: ", note))
+        << std::flush;
+}
+
 void Nemesis::Execute(const ScheduledFault& fault, FaultRecord* record) {
   record->index = fault.index;
   record->kind = FaultKindName(fault.kind);
   if (IsNetworkFault(fault.kind)) {
     ExecuteNetwork(fault, record);
+    return;
+  }
+  if (IsClockFault(fault.kind)) {
+    ExecuteClock(fault, record);
     return;
   }
   std::string& note = record->note;
@@ -562,6 +693,11 @@ int Nemesis::Run(const std::vector<ScheduledFault>& schedule,
 absl::Status Nemesis::HealAll(absl::Duration timeout) {
   const absl::Time deadline = absl::Now() + timeout;
   std::string note;
+  if (clock_ != nullptr) {
+    if (absl::Status s = clock_->ResetAll(); !s.ok()) {
+      absl::StrAppend(&note, "clock reset: ", s.message(), "; ");
+    }
+  }
   if (network_ != nullptr && network_->partitioned()) {
     if (absl::Status s = network_->Heal(); !s.ok()) {
       absl::StrAppend(&note, "network heal: ", s.message(), "; ");

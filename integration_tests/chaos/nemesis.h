@@ -62,6 +62,19 @@
 // unfenced), or, for a pause, the node is running again after SIGCONT, or, for
 // a network fault, the cut was removed.
 //
+// Clock faults (need a ClockSkew: every node runs under libfaketime with a
+// clock of its own, see integration_tests/chaos/clock.h). The wall clock moves,
+// the monotonic clock does not, as when NTP or an operator steps a machine's
+// clock; heal sets the offsets back to zero (itself a jump).
+//
+//   clock-jump-leader  the wall clock of the leader of a partition chosen by
+//                      the seed jumps by a seeded 20 s - 10 min, forward or
+//                      back, for `hold`, 1.2-2x the session timeout.
+//   clock-jump-controller
+//                      the same for the active controller.
+//   clock-skew-all     every node's clock is off by its own seeded amount,
+//                      up to 2 min either way, for `hold`.
+//
 // The quick suite (chaos_test) schedules the process kinds only, exactly as
 // before the network kinds existed (AllFaultKinds, ScheduleOptions::kinds
 // empty); network mode (partition_test) passes NetworkFaultKinds().
@@ -78,6 +91,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "integration_tests/chaos/clock.h"
 #include "integration_tests/chaos/history.h"
 #include "integration_tests/chaos/workload.h"
 #include "integration_tests/cluster.h"
@@ -100,6 +114,10 @@ enum class FaultKind {
   kSplitMajorityMinority,
   kBridgePartition,
   kBrokersFromControllers,
+  // Clock faults (Nemesis needs a ClockSkew).
+  kClockJumpLeader,
+  kClockJumpController,
+  kClockSkewAll,
 };
 
 // Every process-fault kind, in declaration order: the quick suite's (the
@@ -108,6 +126,9 @@ const std::vector<FaultKind>& AllFaultKinds();
 // Every network-fault kind, in declaration order.
 const std::vector<FaultKind>& NetworkFaultKinds();
 bool IsNetworkFault(FaultKind kind);
+// Every clock-fault kind, in declaration order.
+const std::vector<FaultKind>& ClockFaultKinds();
+bool IsClockFault(FaultKind kind);
 // "kill-broker", "kill-leader", ...
 const char* FaultKindName(FaultKind kind);
 
@@ -124,6 +145,9 @@ struct ScheduledFault {
   std::vector<std::string> side_a;
   std::vector<std::string> side_b;
   std::string bridge;
+  // Clock faults: the jump (one entry), or for clock-skew-all each node's
+  // offset, controllers first then brokers (Nemesis::AllNodes order).
+  std::vector<absl::Duration> offsets;
 
   // "t=+12.5s #3 kill-leader target=leader(chaos/1) hold=1.2s gap=2.0s".
   std::string ToString(const std::string& topic) const;
@@ -164,10 +188,11 @@ class Nemesis {
   // not thread-safe); `client` and `history` are thread-safe. `topic` names the
   // partitions of leader targets. Timeline lines go to `log`.
   // `network` (optional) is the topology the cluster's nodes run in; network
-  // faults without it are recorded as not healed, with a note.
+  // faults without it are recorded as not healed, with a note. `clock`
+  // (optional) sets the nodes' clocks; clock faults need it the same way.
   Nemesis(Cluster* cluster, ChaosClient* client, History* history,
           std::string topic, std::ostream* log,
-          NetnsTopology* network = nullptr);
+          NetnsTopology* network = nullptr, ClockSkew* clock = nullptr);
 
   // Executes `schedule` in order, each fault with its heal, recording each in
   // the history. Stops starting faults once `stop` is set or `deadline` has
@@ -191,6 +216,8 @@ class Nemesis {
   void Execute(const ScheduledFault& fault, FaultRecord* record);
   // The same for a network fault.
   void ExecuteNetwork(const ScheduledFault& fault, FaultRecord* record);
+  // The same for a clock fault.
+  void ExecuteClock(const ScheduledFault& fault, FaultRecord* record);
   // Every node name, controllers first.
   std::vector<std::string> AllNodes() const;
   // Restarts `node`, retrying once; notes errors.
@@ -203,6 +230,7 @@ class Nemesis {
   std::string topic_;
   std::ostream* log_;
   NetnsTopology* network_;
+  ClockSkew* clock_;
   absl::Time start_;
 };
 
