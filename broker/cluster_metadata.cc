@@ -195,6 +195,12 @@ absl::Status ClusterMetadata::Register() {
   if (!status.ok()) return status;
   epoch_.store(response.broker_epoch());
   SetFenced(true);
+  {
+    // The registration record may have been applied already, before its
+    // epoch was known here (ReconcileLocked held replication back then).
+    absl::MutexLock lock(&mu_);
+    if (next_offset_ > response.broker_epoch()) ReconcileLocked();
+  }
   fjord::v1::DescribeClusterResponse cluster;
   if (client_
           .Call(
@@ -375,6 +381,20 @@ void ClusterMetadata::ReconcileLocked() {
     topics[state->info.name()] = std::move(state);
   }
   topics_ = std::move(topics);
+  // Leading and following act on metadata only once this process is
+  // registered and the metadata includes its registration. Before that the
+  // image may still name this broker id as a partition's leader on behalf of
+  // the previous process with this id, whose session has not yet expired; this
+  // process (after a crash, or with an emptied or damaged-and-moved store,
+  // KIP-903) must not take over those leader epochs: followers would truncate
+  // to its log. The controller moves the old process's leaderships away
+  // before it accepts the new registration.
+  const int64_t epoch = epoch_.load();
+  if (epoch < 0 || next_offset_ <= epoch) {
+    VLOG(1) << "metadata up to " << next_offset_
+            << " not yet given to replication: waiting for this broker's registration";
+    return;
+  }
   if (on_metadata_) {
     std::map<int32_t, std::string> addresses;
     for (const auto& b : image_.BrokerInfos()) {
