@@ -8,6 +8,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "broker/damage.h"
 #include "broker/errors.h"
 #include "controller/raft/voters.h"
 #include "common/status_macros.h"
@@ -57,6 +58,34 @@ absl::StatusOr<int> FreeLoopbackPort() {
   return port;
 }
 
+// Opens the partition store; on damage (broker/damage.h) moves it aside and
+// starts empty, in a cluster with recovery enabled, or refuses.
+absl::StatusOr<std::unique_ptr<storage::LogStore>> OpenStore(
+    const BrokerOptions& options, const storage::StoreOptions& store_options) {
+  SetDamageDirectory(options.data_dir);
+  absl::StatusOr<std::string> marker = ReadDamageMarker(options.data_dir);
+  absl::StatusOr<std::unique_ptr<storage::LogStore>> store =
+      marker.ok() ? absl::DataLossError(
+                        absl::StrCat("the broker stopped on damaged data: ", *marker))
+                  : storage::LogStore::Open(store_options);
+  if (store.ok() || !IsDamage(store.status())) return store;
+  const bool embedded = options.controller_quorum_voters.empty();
+  if (embedded || !options.recover_damaged_data) {
+    return absl::DataLossError(absl::StrCat(
+        "the store in --data-dir ", options.data_dir, " is damaged: ", store.status().message(),
+        embedded ? ". A single-node broker has no replicas to recover it from"
+                 : ". --recover-damaged-data=false",
+        "; restore it from a backup, or move it away to start empty"));
+  }
+  LOG(ERROR) << "the store in " << options.data_dir << " is damaged: " << store.status();
+  ASSIGN_OR_RETURN(std::string moved, QuarantineStore(options.data_dir));
+  LOG(ERROR) << "moved the damaged store to " << moved
+             << " (kept for inspection; delete it to free the space); starting with an empty "
+                "store under a new incarnation: this broker leaves every ISR and fetches its "
+                "replicas again from their leaders";
+  return storage::LogStore::Open(store_options);
+}
+
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<Broker>> Broker::Start(const BrokerOptions& options) {
@@ -87,7 +116,8 @@ absl::StatusOr<std::unique_ptr<Broker>> Broker::Start(const BrokerOptions& optio
   if (options.testing_sync_journal) {
     store_options.sync_journal_path = options.data_dir + ".sync-journal";
   }
-  ASSIGN_OR_RETURN(broker->store_, storage::LogStore::Open(store_options));
+  store_options.verify_checksums_on_open = options.verify_checksums_on_start;
+  ASSIGN_OR_RETURN(broker->store_, OpenStore(options, store_options));
 
   // The ServiceContext refers to the metadata, which refers to the store; all of
   // them live as long as the broker.

@@ -38,6 +38,11 @@ struct BrokerOptions {
   absl::Duration replica_lag_time_max = absl::Seconds(10);
   // Consumer groups: __consumer_offsets and session bounds.
   GroupCoordinatorOptions groups;
+  // Damaged data (broker/damage.h): verify every table file's checksums at
+  // start-up; and, in a cluster, move a damaged store aside and recover the
+  // replicas from the other brokers instead of refusing to start.
+  bool verify_checksums_on_start = true;
+  bool recover_damaged_data = true;
   // Testing only: a bug planted on purpose, to show that the chaos suite's
   // checker catches it. Set from $FJORD_TESTING_PLANTED_BUG (there is no flag);
   // "ack-before-replication" makes acks=all answer before followers have the

@@ -4,6 +4,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "broker/damage.h"
 #include "broker/errors.h"
 #include "common/clock.h"
 #include "common/random_id.h"
@@ -190,6 +191,7 @@ void GroupCoordinator::Load(std::shared_ptr<Shard> shard) {
   int64_t records = 0;
   while (offset < end) {
     absl::StatusOr<std::vector<storage::StoredBatch>> batches = log.Read(offset, kLoadReadBytes);
+    if (!batches.ok()) (void)CheckDamage(batches.status(), "loading groups");
     if (!batches.ok() || batches->empty()) {
       LOG(WARNING) << "group coordinator: reading " << kOffsetsTopic << "-" << shard->partition
                    << " at " << offset << " failed: "
@@ -199,7 +201,8 @@ void GroupCoordinator::Load(std::shared_ptr<Shard> shard) {
     }
     for (const storage::StoredBatch& batch : *batches) {
       google::protobuf::RepeatedPtrField<fjord::v1::ConsumedRecord> decoded;
-      absl::Status s = storage::DecodeBatch(batch.data, batch.base_offset, offset, &decoded);
+      absl::Status s = CheckDamage(
+          storage::DecodeBatch(batch.data, batch.base_offset, offset, &decoded), "loading groups");
       if (!s.ok()) {
         LOG(ERROR) << "group coordinator: " << kOffsetsTopic << "-" << shard->partition
                    << " batch at " << batch.base_offset << ": " << s;

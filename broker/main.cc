@@ -58,6 +58,13 @@ int main(int argc, char** argv) {
   flags.Int("group-max-session-timeout-ms", &max_session_ms,
             "largest session timeout a group member may ask for");
 
+  flags.Bool("verify-checksums-on-start", &options.verify_checksums_on_start,
+             "read every table file of the store at start-up and check its checksums, so "
+             "that data damaged at rest is found before it is served (costs one read of "
+             "the store)");
+  flags.Bool("recover-damaged-data", &options.recover_damaged_data,
+             "in a cluster, when the store is damaged: move it to <data-dir>/damaged-<time> "
+             "and fetch the replicas again from the other brokers (false: refuse to start)");
   std::vector<std::string> args(argv + 1, argv + argc);
   absl::Status parsed = flags.Parse(args);
   if (parsed.code() == absl::StatusCode::kCancelled) {

@@ -6,7 +6,9 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
+#include "broker/damage.h"
 #include "broker/errors.h"
+#include "storage/record_batch.h"
 #include "common/clock.h"
 #include "glog/logging.h"
 #include "grpcpp/create_channel.h"
@@ -299,7 +301,15 @@ absl::StatusOr<fiv1::ReplicaFetchResponse> ReplicaManager::HandleFetch(
     if (r.log->log_end_offset() <= r.offset || budget <= 0) continue;
     absl::StatusOr<std::vector<storage::StoredBatch>> batches =
         r.log->Read(r.offset, static_cast<size_t>(budget));
+    // A leader never hands damaged data to its followers: it stops
+    // (broker/damage.h), and they elect another leader.
+    if (batches.ok()) {
+      for (const storage::StoredBatch& b : *batches) {
+        (void)CheckDamage(storage::ValidateBatch(b.data), "replica fetch");
+      }
+    }
     if (!batches.ok()) {
+      (void)CheckDamage(batches.status(), "replica fetch");
       r.out->set_error(fiv1::ReplicaFetchPartitionData::STORAGE_ERROR);
       r.out->set_error_message(std::string(batches.status().message()));
       continue;

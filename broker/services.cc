@@ -5,6 +5,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "broker/damage.h"
 #include "broker/errors.h"
 #include "common/clock.h"
 #include "common/status_macros.h"
@@ -275,12 +276,15 @@ absl::Status FetchServiceImpl::DoFetch(
     const int64_t hw = handle.high_watermark();
     response.Clear();
     if (next < hw) {
-      ASSIGN_OR_RETURN(std::vector<storage::StoredBatch> batches,
-                       log.Read(next, max_bytes));
-      for (const storage::StoredBatch& batch : batches) {
+      // Damage found reading this broker's own store stops the broker
+      // (broker/damage.h): nothing is served from it.
+      absl::StatusOr<std::vector<storage::StoredBatch>> batches = log.Read(next, max_bytes);
+      RETURN_IF_ERROR(CheckDamage(batches.status(), "fetch"));
+      for (const storage::StoredBatch& batch : *batches) {
         if (batch.base_offset >= hw) break;
-        RETURN_IF_ERROR(storage::DecodeBatch(batch.data, batch.base_offset, next,
-                                             response.mutable_records()));
+        RETURN_IF_ERROR(CheckDamage(storage::DecodeBatch(batch.data, batch.base_offset, next,
+                                                         response.mutable_records()),
+                                    "fetch"));
       }
       // Never expose records at or above the high watermark.
       while (response.records_size() > 0 &&

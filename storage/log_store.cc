@@ -543,6 +543,13 @@ absl::Status StoreCore::OpenDb() {
   // Recovered WAL data stays in memtables instead of one tiny flush per
   // partition on every open.
   db_options.avoid_flush_during_recovery = true;
+  // A crash may leave a torn record at the end of the WAL: that write was
+  // never synced, so never acknowledged, and is dropped. Any other damage
+  // (a checksum mismatch before the tail) fails the open with Corruption:
+  // the default, kPointInTimeRecovery, would instead drop everything after
+  // the damaged record silently, acknowledged writes included.
+  db_options.wal_recovery_mode =
+      rocksdb::WALRecoveryMode::kTolerateCorruptedTailRecords;
   db_options.max_background_jobs = 2;
   db_options.max_open_files = 4096;
   db_options.keep_log_file_num = 4;
@@ -566,6 +573,17 @@ absl::Status StoreCore::OpenDb() {
   rocksdb::Status s = rocksdb::DB::Open(db_options, options_.data_dir,
                                         descriptors, &handles, &db);
   RETURN_IF_ERROR(FromRocks(s, absl::StrCat("opening ", options_.data_dir)));
+  if (options_.verify_checksums_on_open) {
+    const absl::Time start = MonotonicNow();
+    s = db->VerifyChecksum();
+    if (!s.ok()) {
+      for (rocksdb::ColumnFamilyHandle* h : handles) (void)db->DestroyColumnFamilyHandle(h);
+      delete db;
+      return FromRocks(s, absl::StrCat("verifying the checksums of ", options_.data_dir));
+    }
+    LOG(INFO) << "verified the checksums of every table file in " << options_.data_dir << " in "
+              << absl::FormatDuration(MonotonicNow() - start);
+  }
 
   absl::WriterMutexLock dl(&db_mu_);
   absl::MutexLock ml(&map_mu_);

@@ -76,6 +76,14 @@ struct StoreOptions {
   // replica.high.watermark.checkpoint.interval.ms. High watermarks are also
   // written with each partition's next append and on Close.
   absl::Duration high_watermark_checkpoint_interval = absl::Seconds(5);
+  // Read every block of every table file when opening and compare its
+  // checksum (RocksDB's DB::VerifyChecksum), so that data damaged at rest (a
+  // flipped bit, a truncated file) is found before anything is served from
+  // it. Costs one sequential read of the whole store per start. Damage in the
+  // write-ahead log and the MANIFEST, and table files of the wrong size, are
+  // found by opening either way; damage that appears while running, by the
+  // checksums of every read (DATA_LOSS).
+  bool verify_checksums_on_open = true;
 
   // Testing only (the chaos suite's lose-unsynced-data fault and its planted
   // bug). sync_journal_path: write through a FileSystem that journals every
