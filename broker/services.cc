@@ -366,9 +366,6 @@ grpc::Status MetadataServiceImpl::Metadata(grpc::ServerContext* context,
     return grpc::Status::OK;
   }
   std::vector<std::string> names(request->topics().begin(), request->topics().end());
-  for (const std::string& name : names) {
-    if (IsInternalTopic(name)) return ToGrpcStatus(InternalTopicError(name, "deleted"));
-  }
   std::sort(names.begin(), names.end());
   names.erase(std::unique(names.begin(), names.end()), names.end());
   for (const std::string& name : names) {
@@ -418,6 +415,9 @@ grpc::Status AdminServiceImpl::DeleteTopics(
                                   "DeleteTopics needs at least one topic"));
   }
   std::vector<std::string> names(request->topics().begin(), request->topics().end());
+  for (const std::string& name : names) {
+    if (IsInternalTopic(name)) return ToGrpcStatus(InternalTopicError(name, "deleted"));
+  }
   absl::StatusOr<std::vector<std::string>> ids = ctx_.metadata->DeleteTopics(names);
   if (!ids.ok()) return ToGrpcStatus(ids.status());
   for (auto& id : *ids) response->add_topic_ids(std::move(id));

@@ -9,7 +9,9 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "fjord/v1/admin.grpc.pb.h"
 #include "fjord/v1/group.grpc.pb.h"
+#include "fjord/v1/metadata.grpc.pb.h"
 #include "fjord/v1/produce.grpc.pb.h"
 #include "gtest/gtest.h"
 #include "integration_tests/broker_fixture.h"
@@ -340,6 +342,26 @@ TEST_F(GroupCoordinatorTest, BadInputsAreRefusedAndCommitNothing) {
     fjord::v1::ProduceResponse resp;
     EXPECT_TRUE(IsRejected(api_->Produce(req, &resp),
                            {grpc::StatusCode::INVALID_ARGUMENT, {ErrorInfo::INVALID_TOPIC_NAME}, {"internal"}}));
+  }
+  // Nor can a client delete it; but it can describe it, like any topic.
+  {
+    auto admin = fjord::v1::AdminService::NewStub(broker_->channel());
+    fjord::v1::DeleteTopicsRequest req;
+    req.add_topics("__consumer_offsets");
+    fjord::v1::DeleteTopicsResponse resp;
+    grpc::ClientContext ctx;
+    SetDeadline(&ctx, kRpcTimeout);
+    EXPECT_TRUE(IsRejected(admin->DeleteTopics(&ctx, req, &resp),
+                           {grpc::StatusCode::INVALID_ARGUMENT, {ErrorInfo::INVALID_TOPIC_NAME}, {"internal"}}));
+    auto metadata = fjord::v1::MetadataService::NewStub(broker_->channel());
+    fjord::v1::MetadataRequest mreq;
+    mreq.add_topics("__consumer_offsets");
+    fjord::v1::MetadataResponse mresp;
+    grpc::ClientContext mctx;
+    SetDeadline(&mctx, kRpcTimeout);
+    ASSERT_GRPC_OK(metadata->Metadata(&mctx, mreq, &mresp));
+    ASSERT_EQ(mresp.topics_size(), 1);
+    EXPECT_EQ(mresp.topics(0).partitions_size(), 4) << "--offsets-topic-partitions=4";
   }
   EXPECT_EQ(api_->Committed("g"), before) << "no rejected commit changed anything";
   fjord::v1::DescribeGroupRequest greq;
