@@ -1,8 +1,15 @@
 #include "integration_tests/chaos/nemesis.h"
 
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <filesystem>
+#include <optional>
 #include <utility>
 
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
@@ -96,6 +103,21 @@ bool IsClockFault(FaultKind kind) {
   return false;
 }
 
+const std::vector<FaultKind>& DiskFaultKinds() {
+  static const auto* kinds = new std::vector<FaultKind>{
+      FaultKind::kDamageStore,
+      FaultKind::kLoseUnsynced,
+  };
+  return *kinds;
+}
+
+bool IsDiskFault(FaultKind kind) {
+  for (FaultKind k : DiskFaultKinds()) {
+    if (k == kind) return true;
+  }
+  return false;
+}
+
 bool IsNetworkFault(FaultKind kind) {
   for (FaultKind k : NetworkFaultKinds()) {
     if (k == kind) return true;
@@ -137,6 +159,10 @@ const char* FaultKindName(FaultKind kind) {
       return "clock-jump-controller";
     case FaultKind::kClockSkewAll:
       return "clock-skew-all";
+    case FaultKind::kDamageStore:
+      return "damage-store";
+    case FaultKind::kLoseUnsynced:
+      return "lose-unsynced";
   }
   return "?";
 }
@@ -186,6 +212,10 @@ std::string ScheduledFault::ToString(const std::string& topic) const {
       break;
     case FaultKind::kClockSkewAll:
       target = "all-nodes";
+      break;
+    case FaultKind::kDamageStore:
+    case FaultKind::kLoseUnsynced:
+      target = absl::StrCat("broker-", broker);
       break;
   }
   if (!offsets.empty()) {
@@ -298,6 +328,8 @@ std::vector<ScheduledFault> MakeSchedule(uint64_t seed,
             random.Between(absl::Seconds(1), absl::Minutes(2));
         f.offsets.push_back(random.Below(2) == 0 ? skew : -skew);
       }
+    } else if (f.kind == FaultKind::kDamageStore) {
+      f.damage = random.Next();
     }
     at += f.hold +
           options.planned_restart * RestartsOf(f.kind, options.brokers) + f.gap;
@@ -579,6 +611,135 @@ void Nemesis::ExecuteClock(const ScheduledFault& fault, FaultRecord* record) {
         << std::flush;
 }
 
+void Nemesis::SetDiskFaults(std::string drop_unsynced, std::vector<std::string> topics) {
+  drop_unsynced_ = std::move(drop_unsynced);
+  disk_topics_ = std::move(topics);
+}
+
+bool Nemesis::WaitForFullIsr(absl::Duration timeout) {
+  const absl::Time deadline = absl::Now() + timeout;
+  while (absl::Now() < deadline) {
+    bool full = true;
+    for (const std::string& topic : disk_topics_) {
+      absl::StatusOr<fjord::v1::TopicInfo> info = client_->Describe(topic);
+      if (!info.ok()) {
+        full = false;
+        break;
+      }
+      for (const auto& p : info->partitions()) {
+        full &= p.leader_id() > 0 && p.isr_size() == p.replicas_size();
+      }
+    }
+    if (full) return true;
+    absl::SleepFor(absl::Milliseconds(200));  // poll interval
+  }
+  return false;
+}
+
+namespace {
+
+// The largest regular file directly in `dir` whose name ends in `suffix`.
+std::optional<std::filesystem::path> LargestFile(const std::string& dir,
+                                                 const std::string& suffix) {
+  std::optional<std::filesystem::path> best;
+  uintmax_t best_size = 0;
+  std::error_code ec;
+  for (const auto& e : std::filesystem::directory_iterator(dir, ec)) {
+    const std::string name = e.path().filename().string();
+    if (!e.is_regular_file() || !absl::EndsWith(name, suffix)) continue;
+    if (e.file_size() > best_size) {
+      best = e.path();
+      best_size = e.file_size();
+    }
+  }
+  return best;
+}
+
+// Flips the lowest bit of the byte in the middle of `path`.
+absl::Status FlipMiddleBit(const std::filesystem::path& path) {
+  const int fd = open(path.c_str(), O_RDWR | O_CLOEXEC);
+  if (fd < 0) return absl::InternalError(absl::StrCat("open ", path.string()));
+  const off_t at = static_cast<off_t>(std::filesystem::file_size(path) / 2);
+  unsigned char byte = 0;
+  bool ok = pread(fd, &byte, 1, at) == 1;
+  byte ^= 0x01;
+  ok = ok && pwrite(fd, &byte, 1, at) == 1 && fsync(fd) == 0;
+  close(fd);
+  if (!ok) return absl::InternalError(absl::StrCat("flip a bit in ", path.string()));
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+void Nemesis::ExecuteDisk(const ScheduledFault& fault, FaultRecord* record) {
+  std::string& note = record->note;
+  const std::string node = absl::StrCat("broker-", fault.broker);
+  record->target = node;
+  record->started = absl::Now();
+  record->healed = absl::InfiniteFuture();
+  if (drop_unsynced_.empty()) {
+    absl::StrAppend(&note, "disk faults not enabled (SetDiskFaults); ");
+    return;
+  }
+  const NodeInfo* info = cluster_->Find(node);
+  if (info == nullptr) {
+    absl::StrAppend(&note, "no node ", node, "; ");
+    return;
+  }
+  if (absl::Status s = cluster_->Kill(node); !s.ok()) {
+    absl::StrAppend(&note, "kill ", node, ": ", s.message(), "; ");
+    return;
+  }
+  std::string what;
+  if (fault.kind == FaultKind::kLoseUnsynced) {
+    absl::StatusOr<CommandResult> dropped = RunCommand(
+        drop_unsynced_, {info->data_dir + ".sync-journal"}, "", absl::Seconds(30));
+    if (!dropped.ok() || !dropped->exit.ExitedWith(0)) {
+      absl::StrAppend(&note, "drop-unsynced: ",
+                      dropped.ok() ? dropped->err : std::string(dropped.status().message()),
+                      "; ");
+    } else {
+      what = std::string(absl::StripTrailingAsciiWhitespace(dropped->out));
+    }
+  } else {
+    // A table file when there is one and the seed says so (or there is no
+    // WAL), else the write-ahead log; a table file is flipped or cut to half.
+    std::optional<std::filesystem::path> table = LargestFile(info->data_dir, ".sst");
+    std::optional<std::filesystem::path> wal = LargestFile(info->data_dir, ".log");
+    const bool use_table = table.has_value() && (!wal.has_value() || fault.damage % 2 == 0);
+    const std::optional<std::filesystem::path>& file = use_table ? table : wal;
+    if (!file.has_value()) {
+      absl::StrAppend(&note, "no table file or WAL in ", info->data_dir, "; ");
+    } else if (use_table && (fault.damage / 2) % 2 == 0) {
+      std::error_code ec;
+      std::filesystem::resize_file(*file, std::filesystem::file_size(*file) / 2, ec);
+      if (ec) absl::StrAppend(&note, "truncate ", file->string(), ": ", ec.message(), "; ");
+      what = absl::StrCat("cut ", file->filename().string(), " to half");
+    } else {
+      absl::Status s = FlipMiddleBit(*file);
+      if (!s.ok()) absl::StrAppend(&note, s.message(), "; ");
+      what = absl::StrCat("flipped a bit in ", file->filename().string());
+    }
+  }
+  absl::StrAppend(&record->target, " (", what, ")");
+  *log_ << absl::StrFormat("nemesis %6.1fs #%d %s %s: injected\n", Since(record->started),
+                           fault.index, record->kind, record->target)
+        << std::flush;
+  absl::SleepFor(fault.hold);
+  const size_t notes_before = note.size();
+  RestartNode(node, &note);
+  // One disk at a time: healed once the broker is back in every ISR.
+  if (note.size() == notes_before && !WaitForFullIsr(absl::Seconds(60))) {
+    absl::StrAppend(&note, "ISRs not full 60 s after the restart; ");
+  }
+  if (note.size() == notes_before) record->healed = absl::Now();
+  *log_ << absl::StrFormat("nemesis %6.1fs #%d %s %s: healed%s%s\n", Since(absl::Now()),
+                           fault.index, record->kind, record->target,
+                           note.size() == notes_before ? "" : " (INCOMPLETE)",
+                           note.empty() ? "" : absl::StrCat(" notes: ", note))
+        << std::flush;
+}
+
 void Nemesis::Execute(const ScheduledFault& fault, FaultRecord* record) {
   record->index = fault.index;
   record->kind = FaultKindName(fault.kind);
@@ -588,6 +749,10 @@ void Nemesis::Execute(const ScheduledFault& fault, FaultRecord* record) {
   }
   if (IsClockFault(fault.kind)) {
     ExecuteClock(fault, record);
+    return;
+  }
+  if (IsDiskFault(fault.kind)) {
+    ExecuteDisk(fault, record);
     return;
   }
   std::string& note = record->note;

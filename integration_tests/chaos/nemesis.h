@@ -75,6 +75,21 @@
 //   clock-skew-all     every node's clock is off by its own seeded amount,
 //                      up to 2 min either way, for `hold`.
 //
+// Disk faults (need SetDiskFaults; each heals only once every partition of
+// the given topics has its full ISR again, one broker's disk at a time, as an
+// operator replaces disks):
+//
+//   damage-store       SIGKILL a broker chosen by the seed and damage its
+//                      store at rest: a bit flipped in the middle of its
+//                      largest table file or of its write-ahead log, or the
+//                      table file cut to half (seeded); restart it. It must
+//                      find the damage, move the store aside and fetch its
+//                      replicas again (broker/damage.h).
+//   lose-unsynced      SIGKILL a broker chosen by the seed and drop every
+//                      write it had not synced (//storage:drop-unsynced: the
+//                      nodes run with FJORD_TESTING_SYNC_JOURNAL=1), as a
+//                      power failure of that machine would; restart it.
+//
 // The quick suite (chaos_test) schedules the process kinds only, exactly as
 // before the network kinds existed (AllFaultKinds, ScheduleOptions::kinds
 // empty); network mode (partition_test) passes NetworkFaultKinds().
@@ -118,6 +133,9 @@ enum class FaultKind {
   kClockJumpLeader,
   kClockJumpController,
   kClockSkewAll,
+  // Disk faults (Nemesis needs SetDiskFaults).
+  kDamageStore,
+  kLoseUnsynced,
 };
 
 // Every process-fault kind, in declaration order: the quick suite's (the
@@ -129,6 +147,9 @@ bool IsNetworkFault(FaultKind kind);
 // Every clock-fault kind, in declaration order.
 const std::vector<FaultKind>& ClockFaultKinds();
 bool IsClockFault(FaultKind kind);
+// Every disk-fault kind, in declaration order.
+const std::vector<FaultKind>& DiskFaultKinds();
+bool IsDiskFault(FaultKind kind);
 // "kill-broker", "kill-leader", ...
 const char* FaultKindName(FaultKind kind);
 
@@ -148,6 +169,8 @@ struct ScheduledFault {
   // Clock faults: the jump (one entry), or for clock-skew-all each node's
   // offset, controllers first then brokers (Nemesis::AllNodes order).
   std::vector<absl::Duration> offsets;
+  // damage-store: picks the file and the damage.
+  uint64_t damage = 0;
 
   // "t=+12.5s #3 kill-leader target=leader(chaos/1) hold=1.2s gap=2.0s".
   std::string ToString(const std::string& topic) const;
@@ -205,6 +228,11 @@ class Nemesis {
   // exited one, then waits until every node is SERVING (at most `timeout`).
   absl::Status HealAll(absl::Duration timeout);
 
+  // Enables disk faults: `drop_unsynced` is the //storage:drop-unsynced
+  // binary; a disk fault's heal waits (up to 60 s) until every partition of
+  // `topics` has its full ISR.
+  void SetDiskFaults(std::string drop_unsynced, std::vector<std::string> topics);
+
   // The active controller's node name ("controller-2"), asking each running
   // controller's DescribeQuorum in turn for up to `timeout`.
   absl::StatusOr<std::string> ActiveController(absl::Duration timeout);
@@ -218,6 +246,10 @@ class Nemesis {
   void ExecuteNetwork(const ScheduledFault& fault, FaultRecord* record);
   // The same for a clock fault.
   void ExecuteClock(const ScheduledFault& fault, FaultRecord* record);
+  // The same for a disk fault.
+  void ExecuteDisk(const ScheduledFault& fault, FaultRecord* record);
+  // True once every partition of disk_topics_ has a leader and its full ISR.
+  bool WaitForFullIsr(absl::Duration timeout);
   // Every node name, controllers first.
   std::vector<std::string> AllNodes() const;
   // Restarts `node`, retrying once; notes errors.
@@ -231,6 +263,8 @@ class Nemesis {
   std::ostream* log_;
   NetnsTopology* network_;
   ClockSkew* clock_;
+  std::string drop_unsynced_;
+  std::vector<std::string> disk_topics_;
   absl::Time start_;
 };
 
