@@ -457,5 +457,42 @@ TEST_F(ChaosTest, ClockFaultsLoseNothingAcknowledged) {
   }
 }
 
+// The long suite, for hours: FJORD_CHAOS_LONG_MINUTES=M runs the quick suite
+// again and again with consecutive seeds (from FJORD_CHAOS_SEED, else a
+// time-based one), cycling through the process, clock and disk faults, until
+// M minutes have passed or a run finds an anomaly (the run's seed and its
+// fault set reproduce it). Skipped unless the variable is set:
+//   bazel test //integration_tests/chaos:chaos_test --test_filter=ChaosTest.LongSuite \
+//     --test_env=FJORD_CHAOS_LONG_MINUTES=240 --test_timeout=20000 --test_output=streamed
+TEST_F(ChaosTest, LongSuite) {
+  int64_t minutes = 0;
+  const char* env = std::getenv("FJORD_CHAOS_LONG_MINUTES");
+  if (env == nullptr || !absl::SimpleAtoi(env, &minutes) || minutes <= 0) {
+    GTEST_SKIP() << "set FJORD_CHAOS_LONG_MINUTES to run the long suite";
+  }
+  const absl::Time end = absl::Now() + absl::Minutes(minutes);
+  const uint64_t first = SeedFromEnvironment();
+  constexpr FaultSet kSets[] = {FaultSet::kProcess, FaultSet::kClock, FaultSet::kDisk};
+  int runs = 0;
+  for (uint64_t seed = first; absl::Now() < end && runs < 100000; ++seed) {
+    const FaultSet faults = kSets[runs % 3];
+    ++runs;
+    std::cout << "long suite: run " << runs << ": " << FaultSetName(faults) << " faults, seed "
+              << seed << std::endl;
+    RunQuickSuite(seed, faults, &cluster_);
+    if (cluster_ != nullptr) {
+      EXPECT_TRUE(cluster_->Down().ok());
+    }
+    if (HasFailure()) {
+      std::cout << "long suite: stopped at the first failing run: FJORD_CHAOS_SEED=" << seed
+                << " with " << FaultSetName(faults) << " faults reproduces it" << std::endl;
+      break;
+    }
+    cluster_.reset();
+  }
+  std::cout << "long suite: " << runs << " runs in "
+            << absl::FormatDuration(absl::Now() - (end - absl::Minutes(minutes))) << std::endl;
+}
+
 }  // namespace
 }  // namespace fjord::testing::chaos
