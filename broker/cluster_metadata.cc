@@ -6,6 +6,7 @@
 #include "absl/time/clock.h"
 #include "broker/errors.h"
 #include "common/clock.h"
+#include "common/network_faults.h"
 #include "common/random_id.h"
 #include "glog/logging.h"
 #include "google/rpc/status.pb.h"
@@ -67,8 +68,7 @@ ControllerClient::ControllerClient(std::map<int32_t, std::string> voters) {
   // Reconnect quickly after a controller restarts.
   args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 1000);
   for (const auto& [id, address] : voters) {
-    auto channel =
-        grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(), args);
+    auto channel = NewPeerChannel(address, args);
     Stubs stubs;
     stubs.controller = fiv1::ControllerService::NewStub(channel);
     stubs.admin = fjord::v1::AdminService::NewStub(channel);

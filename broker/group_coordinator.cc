@@ -7,6 +7,7 @@
 #include "broker/damage.h"
 #include "broker/errors.h"
 #include "common/clock.h"
+#include "common/network_faults.h"
 #include "common/random_id.h"
 #include "common/status_macros.h"
 #include "glog/logging.h"
@@ -402,7 +403,7 @@ absl::StatusOr<int64_t> GroupCoordinator::HighWatermark(const std::string& topic
     absl::MutexLock lock(&hw_mu_);
     std::shared_ptr<grpc::Channel>& c = channels_[info.leader_address()];
     if (c == nullptr) {
-      c = grpc::CreateChannel(info.leader_address(), grpc::InsecureChannelCredentials());
+      c = NewPeerChannel(info.leader_address(), grpc::ChannelArguments());
     }
     channel = c;
   }

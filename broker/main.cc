@@ -7,6 +7,7 @@
 #include "absl/strings/str_cat.h"
 #include "broker/broker.h"
 #include "common/flags.h"
+#include "common/network_faults.h"
 #include "glog/logging.h"
 
 int main(int argc, char** argv) {
@@ -113,6 +114,12 @@ int main(int argc, char** argv) {
   options.groups.limits.default_session_timeout_ms = static_cast<int32_t>(session_ms);
   options.groups.limits.min_session_timeout_ms = static_cast<int32_t>(min_session_ms);
   options.groups.limits.max_session_timeout_ms = static_cast<int32_t>(max_session_ms);
+
+  if (absl::Status faults = fjord::InitNetworkFaultsFromEnv(
+          options.listen.substr(0, options.listen.rfind(':')));
+      !faults.ok()) {
+    return fail(faults.message());
+  }
 
   // Handle SIGTERM/SIGINT on this thread only: block them before any other thread
   // starts, so every thread inherits the mask, then wait for them below.

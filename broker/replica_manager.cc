@@ -10,6 +10,7 @@
 #include "broker/errors.h"
 #include "storage/record_batch.h"
 #include "common/clock.h"
+#include "common/network_faults.h"
 #include "glog/logging.h"
 #include "grpcpp/create_channel.h"
 #include "grpcpp/security/credentials.h"
@@ -349,7 +350,7 @@ void ReplicaManager::FetcherLoop(int32_t leader) {
       args.SetInt(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 5000);
       args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 1000);
       args.SetMaxReceiveMessageSize(options_.fetch_max_bytes + (16 << 20));
-      channel = grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(), args);
+      channel = NewPeerChannel(address, args);
       stub = fiv1::ReplicationService::NewStub(channel);
       channel_address = address;
     }

@@ -9,6 +9,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "common/flags.h"
+#include "common/network_faults.h"
 #include "controller/controller_node.h"
 #include "glog/logging.h"
 
@@ -56,6 +57,12 @@ int Run(int argc, char** argv) {
     std::string host = listen.substr(0, listen.rfind(':'));
     if (host == "0.0.0.0" || host.empty()) host = "127.0.0.1";
     voters_flag = absl::StrCat(node_id, "@", host, listen.substr(listen.rfind(':')));
+  }
+
+  if (absl::Status faults =
+          InitNetworkFaultsFromEnv(listen.substr(0, listen.rfind(':')));
+      !faults.ok()) {
+    return fail(faults.message());
   }
 
   // SIGTERM / SIGINT are handled on this thread only (blocked before any other

@@ -56,6 +56,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
+#include "integration_tests/network_control.h"
 
 namespace fjord::testing {
 
@@ -84,11 +85,7 @@ void LeaveHarnessHub();
 std::string IpBinary();
 std::string NftBinary();
 
-// One cut: every node of `first` loses its connection to every node of
-// `second`, both directions.
-using NodeCut = std::pair<std::vector<std::string>, std::vector<std::string>>;
-
-class NetnsTopology {
+class NetnsTopology : public NetworkControl {
  public:
   // Creates a namespace per node (names like "controller-1"; at most 200),
   // the bridge and the veths. Needs EnterHarnessHub first (FAILED_PRECONDITION
@@ -124,11 +121,11 @@ class NetnsTopology {
   // nobody with the bridge node; a leader cut from its followers is one).
   // Replaces any earlier partition; an empty list heals. INVALID_ARGUMENT for
   // an unknown node or a node cut from itself.
-  absl::Status Cut(const std::vector<NodeCut>& cuts);
+  absl::Status Cut(const std::vector<NodeCut>& cuts) override;
   // Removes every cut. OK when there was none.
-  absl::Status Heal();
+  absl::Status Heal() override;
   // Whether any cut is in force.
-  bool partitioned() const { return !pairs_.empty(); }
+  bool partitioned() const override { return !pairs_.empty(); }
   // "broker-1|broker-2,broker-3" style description of the cuts in force.
   std::string Describe() const { return description_; }
   // The nft file of the last partition applied ("" when healed).

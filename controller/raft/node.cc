@@ -12,6 +12,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/notification.h"
 #include "common/clock.h"
+#include "common/network_faults.h"
 #include "controller/raft/raft.h"
 #include "controller/raft/raft_proto.h"
 #include "controller/raft/rocksdb_storage.h"
@@ -119,8 +120,7 @@ class RaftNode::PeerSender {
     args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 1000);
     args.SetMaxSendMessageSize(-1);
     args.SetMaxReceiveMessageSize(-1);
-    channel_ = grpc::CreateCustomChannel(
-        peer_.address, grpc::InsecureChannelCredentials(), args);
+    channel_ = NewPeerChannel(peer_.address, args);
     stub_ = pb::RaftService::NewStub(channel_);
   }
 

@@ -348,7 +348,7 @@ std::string FormatSchedule(const std::vector<ScheduledFault>& schedule,
 }
 
 Nemesis::Nemesis(Cluster* cluster, ChaosClient* client, History* history,
-                 std::string topic, std::ostream* log, NetnsTopology* network,
+                 std::string topic, std::ostream* log, NetworkControl* network,
                  ClockSkew* clock)
     : cluster_(cluster),
       client_(client),

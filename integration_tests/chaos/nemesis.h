@@ -21,9 +21,11 @@
 //   kill-all-brokers   SIGKILL every broker at once; restart them all after
 //                      `hold`.
 //
-// Network faults (need a NetnsTopology: the cluster runs one network namespace
-// per node, see integration_tests/netns.h; each is an nftables cut on the
-// bridge, healed by removing it, and clients keep reaching every node):
+// Network faults (need a NetworkControl: either the cluster runs one network
+// namespace per node, integration_tests/netns.h, and each fault is an nftables
+// cut on the bridge; or, without root, the nodes' gRPC transport drops calls
+// between cut nodes, integration_tests/transport_faults.h. Healed by removing
+// the cut; clients keep reaching every node):
 //
 //   isolate-broker     a broker chosen by the seed cut from every other node
 //                      (controllers and brokers) for `hold`, 0.5-1.7x the
@@ -122,7 +124,7 @@ enum class FaultKind {
   kPauseController,
   kTerminateBroker,
   kKillAllBrokers,
-  // Network faults (Nemesis needs a NetnsTopology).
+  // Network faults (Nemesis needs a NetworkControl).
   kIsolateBroker,
   kIsolateLeaderFromFollowers,
   kIsolateController,
@@ -210,12 +212,12 @@ class Nemesis {
   // `cluster` is used only from the thread running Run / HealAll (a Cluster is
   // not thread-safe); `client` and `history` are thread-safe. `topic` names the
   // partitions of leader targets. Timeline lines go to `log`.
-  // `network` (optional) is the topology the cluster's nodes run in; network
-  // faults without it are recorded as not healed, with a note. `clock`
+  // `network` (optional) cuts the network between the cluster's nodes;
+  // network faults without it are recorded as not healed, with a note. `clock`
   // (optional) sets the nodes' clocks; clock faults need it the same way.
   Nemesis(Cluster* cluster, ChaosClient* client, History* history,
           std::string topic, std::ostream* log,
-          NetnsTopology* network = nullptr, ClockSkew* clock = nullptr);
+          NetworkControl* network = nullptr, ClockSkew* clock = nullptr);
 
   // Executes `schedule` in order, each fault with its heal, recording each in
   // the history. Stops starting faults once `stop` is set or `deadline` has
@@ -261,7 +263,7 @@ class Nemesis {
   History* history_;
   std::string topic_;
   std::ostream* log_;
-  NetnsTopology* network_;
+  NetworkControl* network_;
   ClockSkew* clock_;
   std::string drop_unsynced_;
   std::vector<std::string> disk_topics_;

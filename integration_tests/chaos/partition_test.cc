@@ -18,9 +18,12 @@
 // Also a named scenario (Jepsen's Kafka analysis, 2013): the ISR shrinks to
 // the leader alone, which is then isolated; acknowledged writes must survive.
 //
-// Needs root, `ip` and `nft`: without them every test skips and says why.
-// Everything it creates (namespaces, veths, a bridge, nftables tables) is
-// removed at the end, on failure too. See docs/RELIABILITY.md.
+// As root (with `ip` and `nft`) the network is cut for real: everything it
+// creates (namespaces, veths, a bridge, nftables tables) is removed at the
+// end, on failure too. Otherwise, or with FJORD_CHAOS_NETWORK=transport, the
+// nodes run on 127.0.0.1 and the fault layer in their gRPC transport fails
+// the calls between cut nodes (integration_tests/transport_faults.h). See
+// docs/RELIABILITY.md.
 #include <algorithm>
 #include <atomic>
 #include <cstdlib>
@@ -45,6 +48,7 @@
 #include "integration_tests/chaos/workload.h"
 #include "integration_tests/cluster.h"
 #include "integration_tests/netns.h"
+#include "integration_tests/transport_faults.h"
 
 namespace fjord::testing::chaos {
 namespace {
@@ -95,11 +99,24 @@ bool WaitForAcks(const History& history, absl::Time since, int64_t n,
   return false;
 }
 
+// How the network is cut: network namespaces and nftables when the test runs
+// as root (the harness hub exists), else the fault layer in the nodes' gRPC
+// transport. FJORD_CHAOS_NETWORK=transport picks the transport even as root.
+bool UseNamespaces() {
+  const char* mode = std::getenv("FJORD_CHAOS_NETWORK");
+  if (mode != nullptr && std::string(mode) == "transport") return false;
+  return HarnessHubStatus().ok();
+}
+
 class PartitionTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    if (absl::Status hub = HarnessHubStatus(); !hub.ok()) {
-      GTEST_SKIP() << "network namespaces unavailable: " << hub.message();
+    namespaces_ = UseNamespaces();
+    if (!namespaces_) {
+      std::cerr << "partition: cutting the network in the nodes' gRPC transport ("
+                << (HarnessHubStatus().ok() ? "FJORD_CHAOS_NETWORK=transport"
+                                            : HarnessHubStatus().message())
+                << ")\n";
     }
   }
 
@@ -120,17 +137,36 @@ class PartitionTest : public ::testing::Test {
     }
   }
 
-  // 3 controllers and 3 brokers, each in its own namespace, with `topics`.
+  // 3 controllers and 3 brokers with `topics`, each in its own namespace, or
+  // on 127.0.0.1 with the transport's fault layer.
   void StartCluster(const std::string& name, const std::string& topics) {
     std::vector<std::string> nodes;
     for (int id = 1; id <= 3; ++id)
       nodes.push_back(absl::StrCat("controller-", id));
     for (int id = 1; id <= 3; ++id)
       nodes.push_back(absl::StrCat("broker-", id));
+    if (!namespaces_) {
+      ClusterOptions o = ChaosClusterOptions(name, topics);
+      absl::StatusOr<std::unique_ptr<TransportFaults>> faults =
+          TransportFaults::Create(o.base_dir + "-netfaults", nodes);
+      ASSERT_TRUE(faults.ok()) << faults.status();
+      transport_ = *std::move(faults);
+      for (const std::string& n : nodes) o.node_env[n] = transport_->EnvFor(n);
+      absl::StatusOr<std::unique_ptr<Cluster>> up = Cluster::Up(o);
+      ASSERT_TRUE(up.ok()) << up.status();
+      cluster_ = *std::move(up);
+      std::map<std::string, std::string> addresses;
+      for (const NodeInfo& n : cluster_->nodes()) addresses[n.name] = n.address();
+      transport_->SetAddresses(std::move(addresses));
+      network_ = transport_.get();
+      std::cerr << "partition: cluster in " << cluster_->base_dir() << "\n";
+      return;
+    }
     absl::StatusOr<std::unique_ptr<NetnsTopology>> topology =
         NetnsTopology::Create(nodes);
     ASSERT_TRUE(topology.ok()) << topology.status();
     topology_ = *std::move(topology);
+    network_ = topology_.get();
     std::cerr << "partition: subnet " << topology_->subnet() << "\n";
 
     ClusterOptions o = ChaosClusterOptions(name, topics);
@@ -147,7 +183,11 @@ class PartitionTest : public ::testing::Test {
 
   // Declared in this order so that the cluster dies before the namespaces.
   std::unique_ptr<NetnsTopology> topology_;
+  std::unique_ptr<TransportFaults> transport_;
   std::unique_ptr<Cluster> cluster_;
+  // topology_ or transport_.
+  NetworkControl* network_ = nullptr;
+  bool namespaces_ = true;
 };
 
 class PartitionSuiteTest : public PartitionTest,
@@ -183,7 +223,7 @@ TEST_P(PartitionSuiteTest, LosesNothingAcknowledged) {
   StartProducersAndReader(workload, kTopic, kKeyedTopic, kPartitions);
 
   Nemesis nemesis(cluster_.get(), &client, &history, kTopic, &std::cerr,
-                  topology_.get());
+                  network_);
   std::atomic<bool> stop_nemesis{false};
   const absl::Time nemesis_start = absl::Now();
   const int executed = nemesis.Run(
@@ -285,7 +325,7 @@ TEST_F(PartitionTest, IsrShrinksToTheLeaderAloneWhichIsThenIsolated) {
   fault.index = 0;
   fault.kind = "isr-shrink-then-isolate-leader";
   fault.started = absl::Now();
-  ASSERT_TRUE(topology_->Cut({{{leader}, followers}}).ok());
+  ASSERT_TRUE(network_->Cut({{{leader}, followers}}).ok());
   std::cerr << "jepsen: " << leader << " cut from "
             << absl::StrJoin(followers, ",") << "\n";
   bool shrunk = false;
@@ -314,7 +354,7 @@ TEST_F(PartitionTest, IsrShrinksToTheLeaderAloneWhichIsThenIsolated) {
     if (n.name != leader) others.push_back(n.name);
   }
   const absl::Time isolated_at = absl::Now();
-  ASSERT_TRUE(topology_->Cut({{{leader}, others}}).ok());
+  ASSERT_TRUE(network_->Cut({{{leader}, others}}).ok());
   std::cerr << "jepsen: " << leader << " isolated from every node\n";
   int seen_leader = leader_id;
   for (const absl::Time deadline = absl::Now() + absl::Seconds(20);
@@ -337,7 +377,7 @@ TEST_F(PartitionTest, IsrShrinksToTheLeaderAloneWhichIsThenIsolated) {
   (void)WaitForAcks(history, fenced_at, 5, absl::Seconds(2));
   const int64_t acked_alone = AckedSince(history, shrunk_at);
   const int64_t acked_isolated = AckedSince(history, isolated_at);
-  ASSERT_TRUE(topology_->Heal().ok());
+  ASSERT_TRUE(network_->Heal().ok());
   fault.target = absl::StrCat(leader, "|", absl::StrJoin(others, ","));
   fault.healed = absl::Now();
   history.AddFault(fault);
