@@ -6,6 +6,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
+#include "common/clock.h"
 #include "glog/logging.h"
 
 namespace fjord::client {
@@ -75,7 +76,7 @@ void GroupMembership::Subscribe(std::vector<std::string> topics) {
     has_assignment_ = false;
     assignment_.clear();
     backoff_ = options_.retry_backoff;
-    last_poll_ = absl::Now();
+    last_poll_ = MonotonicNow();
   }
   heartbeat_now_ = true;
   cv_.SignalAll();
@@ -122,13 +123,13 @@ void GroupMembership::AcknowledgeLost() {
 void GroupMembership::PollStarted() {
   absl::MutexLock lock(&mu_);
   in_poll_ = true;
-  last_poll_ = absl::Now();
+  last_poll_ = MonotonicNow();
 }
 
 void GroupMembership::PollEnded() {
   absl::MutexLock lock(&mu_);
   in_poll_ = false;
-  last_poll_ = absl::Now();
+  last_poll_ = MonotonicNow();
 }
 
 fjord::v1::GroupHeartbeatRequest GroupMembership::LeaveRequest() const {
@@ -160,7 +161,9 @@ void GroupMembership::Run() {
       cv_.Wait(&mu_);
       continue;
     }
-    const absl::Time now = absl::Now();
+    // Timers on the monotonic clock (common/clock.h): a jump of the host's
+    // wall clock must not make the member leave or heartbeat in a burst.
+    const absl::Time now = MonotonicNow();
     const absl::Time poll_deadline = last_poll_ + options_.max_poll_interval;
     if (state_ == State::kMember && !in_poll_ && now >= poll_deadline) {
       // Like Kafka's max.poll.interval.ms: an application that stopped
@@ -193,7 +196,7 @@ void GroupMembership::Run() {
       wake = std::min(wake, poll_deadline);
     }
     if (now < wake) {
-      cv_.WaitWithDeadline(&mu_, wake);
+      cv_.WaitWithTimeout(&mu_, wake - now);
       continue;
     }
     Heartbeat();
@@ -215,7 +218,7 @@ void GroupMembership::Heartbeat() {
   heartbeat_now_ = false;
   in_flight_ = true;
   // Regular heartbeats keep their rhythm even when this one is late.
-  next_heartbeat_ = absl::Now() + interval_;
+  next_heartbeat_ = MonotonicNow() + interval_;
   const uint64_t lost_before = lost_count_;
   const std::string group = options_.group_id;
   mu_.Unlock();
@@ -256,7 +259,7 @@ void GroupMembership::Heartbeat() {
     interval_ = response.heartbeat_interval_ms() > 0
                     ? absl::Milliseconds(response.heartbeat_interval_ms())
                     : kDefaultHeartbeatInterval;
-    next_heartbeat_ = absl::Now() + interval_;
+    next_heartbeat_ = MonotonicNow() + interval_;
     has_assignment_ = true;
     assignment_ = std::move(assignment);
     backoff_ = options_.retry_backoff;
@@ -273,7 +276,7 @@ void GroupMembership::Heartbeat() {
     // The coordinator removed the member (e.g. its session expired) or moved
     // on without it: its partitions may belong to others already.
     Lose(status.error_message());
-    next_heartbeat_ = absl::Now() + backoff_;
+    next_heartbeat_ = MonotonicNow() + backoff_;
     backoff_ = std::min(backoff_ * 2, options_.retry_backoff_max);
     return;
   }
@@ -285,14 +288,14 @@ void GroupMembership::Heartbeat() {
       LOG(WARNING) << "[group=" << group << "] " << status.error_message()
                    << "; retrying";
     }
-    next_heartbeat_ = absl::Now() + backoff_;
+    next_heartbeat_ = MonotonicNow() + backoff_;
     backoff_ = std::min(backoff_ * 2, options_.retry_backoff_max);
     return;
   }
   if (IsRetriableGroupError(status)) {
     VLOG(1) << "[group=" << group << "] heartbeat: " << status.error_message()
             << "; retrying in " << backoff_;
-    next_heartbeat_ = absl::Now() + backoff_;
+    next_heartbeat_ = MonotonicNow() + backoff_;
     backoff_ = std::min(backoff_ * 2, options_.retry_backoff_max);
     return;
   }

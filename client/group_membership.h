@@ -21,6 +21,7 @@
 #include "absl/time/time.h"
 #include "client/cluster.h"
 #include "client/group_coordinator.h"
+#include "common/clock.h"
 
 namespace fjord::client {
 
@@ -182,7 +183,7 @@ class GroupMembership {
   bool reachable_ ABSL_GUARDED_BY(mu_) = true;
   // When the next regular heartbeat is due; heartbeat_now_ asks for one at
   // once.
-  absl::Time next_heartbeat_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
+  absl::Time next_heartbeat_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();  // monotonic
   bool heartbeat_now_ ABSL_GUARDED_BY(mu_) = false;
   absl::Duration backoff_ ABSL_GUARDED_BY(mu_);
   // A heartbeat is in flight; Leave() waits for it. Answers received so far.
@@ -192,7 +193,7 @@ class GroupMembership {
   bool leaving_ ABSL_GUARDED_BY(mu_) = false;
   // Poll() bookkeeping for max_poll_interval.
   bool in_poll_ ABSL_GUARDED_BY(mu_) = false;
-  absl::Time last_poll_ ABSL_GUARDED_BY(mu_) = absl::Now();
+  absl::Time last_poll_ ABSL_GUARDED_BY(mu_) = MonotonicNow();
 
   std::thread thread_;
 };
