@@ -16,9 +16,6 @@
 //      empty (a new incarnation), then rejoin the ISR by fetching.
 //   4. The other two brokers are killed: the recovered broker, the only one
 //      left, must lead and serve every acknowledged record.
-#include <fcntl.h>
-#include <unistd.h>
-
 #include <filesystem>
 #include <fstream>
 #include <iostream>
@@ -31,6 +28,7 @@
 #include "absl/time/clock.h"
 #include "gtest/gtest.h"
 #include "integration_tests/chaos/checker.h"
+#include "integration_tests/chaos/disk_damage.h"
 #include "integration_tests/chaos/history.h"
 #include "integration_tests/chaos/run_support.h"
 #include "integration_tests/chaos/workload.h"
@@ -57,37 +55,6 @@ const char* DamageName(Damage d) {
       return "table-file-bit-flip-while-running";
   }
   return "?";
-}
-
-// The largest file in `dir` (not below it) whose name ends in `suffix`.
-std::optional<fs::path> LargestFile(const std::string& dir, const std::string& suffix) {
-  std::optional<fs::path> best;
-  uintmax_t best_size = 0;
-  for (const fs::directory_entry& e : fs::directory_iterator(dir)) {
-    const std::string name = e.path().filename().string();
-    if (!e.is_regular_file() || name.size() < suffix.size() ||
-        name.compare(name.size() - suffix.size(), suffix.size(), suffix) != 0) {
-      continue;
-    }
-    if (e.file_size() > best_size) {
-      best = e.path();
-      best_size = e.file_size();
-    }
-  }
-  return best;
-}
-
-// Flips the lowest bit of the byte in the middle of `path`.
-bool FlipMiddleBit(const fs::path& path) {
-  const int fd = open(path.c_str(), O_RDWR);
-  if (fd < 0) return false;
-  const off_t at = static_cast<off_t>(fs::file_size(path) / 2);
-  unsigned char byte = 0;
-  bool ok = pread(fd, &byte, 1, at) == 1;
-  byte ^= 0x01;
-  ok = ok && pwrite(fd, &byte, 1, at) == 1 && fsync(fd) == 0;
-  close(fd);
-  return ok;
 }
 
 std::string ReadText(const std::string& path) {
@@ -143,7 +110,7 @@ TEST_P(DiskDamageTest, BrokerFindsDamageAndRecoversFromReplicas) {
   if (damage == Damage::kTableBitFlipWhileRunning) {
     std::optional<fs::path> file = LargestFile(data_dir, suffix);
     ASSERT_TRUE(file.has_value()) << "no table file in " << data_dir << ": nothing flushed";
-    ASSERT_TRUE(FlipMiddleBit(*file)) << *file;
+    ASSERT_TRUE(FlipMiddleBit(*file).ok()) << *file;
     std::cerr << "damage: flipped a bit in the middle of " << *file << " while " << target
               << " runs\n";
     // Reading every record back goes through the damaged block on the
@@ -167,7 +134,7 @@ TEST_P(DiskDamageTest, BrokerFindsDamageAndRecoversFromReplicas) {
       fs::resize_file(*file, fs::file_size(*file) / 2);
       std::cerr << "damage: cut " << *file << " to half its size\n";
     } else {
-      ASSERT_TRUE(FlipMiddleBit(*file)) << *file;
+      ASSERT_TRUE(FlipMiddleBit(*file).ok()) << *file;
       std::cerr << "damage: flipped a bit in the middle of " << *file << "\n";
     }
   }

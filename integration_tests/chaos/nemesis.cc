@@ -1,8 +1,5 @@
 #include "integration_tests/chaos/nemesis.h"
 
-#include <fcntl.h>
-#include <unistd.h>
-
 #include <algorithm>
 #include <filesystem>
 #include <optional>
@@ -17,6 +14,7 @@
 #include "fjord/v1/record.pb.h"
 #include "google/rpc/status.pb.h"
 #include "grpcpp/client_context.h"
+#include "integration_tests/chaos/disk_damage.h"
 
 namespace fjord::testing::chaos {
 namespace {
@@ -62,6 +60,10 @@ int RestartsOf(FaultKind kind, int brokers) {
   }
 }
 
+bool OneOf(FaultKind kind, const std::vector<FaultKind>& kinds) {
+  return std::find(kinds.begin(), kinds.end(), kind) != kinds.end();
+}
+
 std::string Braced(const std::vector<std::string>& nodes) {
   return absl::StrCat("{", absl::StrJoin(nodes, ","), "}");
 }
@@ -96,12 +98,7 @@ const std::vector<FaultKind>& ClockFaultKinds() {
   return *kinds;
 }
 
-bool IsClockFault(FaultKind kind) {
-  for (FaultKind k : ClockFaultKinds()) {
-    if (k == kind) return true;
-  }
-  return false;
-}
+bool IsClockFault(FaultKind kind) { return OneOf(kind, ClockFaultKinds()); }
 
 const std::vector<FaultKind>& DiskFaultKinds() {
   static const auto* kinds = new std::vector<FaultKind>{
@@ -111,19 +108,9 @@ const std::vector<FaultKind>& DiskFaultKinds() {
   return *kinds;
 }
 
-bool IsDiskFault(FaultKind kind) {
-  for (FaultKind k : DiskFaultKinds()) {
-    if (k == kind) return true;
-  }
-  return false;
-}
+bool IsDiskFault(FaultKind kind) { return OneOf(kind, DiskFaultKinds()); }
 
-bool IsNetworkFault(FaultKind kind) {
-  for (FaultKind k : NetworkFaultKinds()) {
-    if (k == kind) return true;
-  }
-  return false;
-}
+bool IsNetworkFault(FaultKind kind) { return OneOf(kind, NetworkFaultKinds()); }
 
 const char* FaultKindName(FaultKind kind) {
   switch (kind) {
@@ -636,40 +623,6 @@ bool Nemesis::WaitForFullIsr(absl::Duration timeout) {
   return false;
 }
 
-namespace {
-
-// The largest regular file directly in `dir` whose name ends in `suffix`.
-std::optional<std::filesystem::path> LargestFile(const std::string& dir,
-                                                 const std::string& suffix) {
-  std::optional<std::filesystem::path> best;
-  uintmax_t best_size = 0;
-  std::error_code ec;
-  for (const auto& e : std::filesystem::directory_iterator(dir, ec)) {
-    const std::string name = e.path().filename().string();
-    if (!e.is_regular_file() || !absl::EndsWith(name, suffix)) continue;
-    if (e.file_size() > best_size) {
-      best = e.path();
-      best_size = e.file_size();
-    }
-  }
-  return best;
-}
-
-// Flips the lowest bit of the byte in the middle of `path`.
-absl::Status FlipMiddleBit(const std::filesystem::path& path) {
-  const int fd = open(path.c_str(), O_RDWR | O_CLOEXEC);
-  if (fd < 0) return absl::InternalError(absl::StrCat("open ", path.string()));
-  const off_t at = static_cast<off_t>(std::filesystem::file_size(path) / 2);
-  unsigned char byte = 0;
-  bool ok = pread(fd, &byte, 1, at) == 1;
-  byte ^= 0x01;
-  ok = ok && pwrite(fd, &byte, 1, at) == 1 && fsync(fd) == 0;
-  close(fd);
-  if (!ok) return absl::InternalError(absl::StrCat("flip a bit in ", path.string()));
-  return absl::OkStatus();
-}
-
-}  // namespace
 
 void Nemesis::ExecuteDisk(const ScheduledFault& fault, FaultRecord* record) {
   std::string& note = record->note;
