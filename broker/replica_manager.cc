@@ -94,6 +94,7 @@ void ReplicaManager::OnMetadata(
         } else {
           l.log = topic->logs[p];
           l.leader_epoch = info.leader_epoch();
+          l.epoch_start_offset = l.log->log_end_offset();
           LOG(INFO) << "leading " << name << "-" << p << " in epoch " << info.leader_epoch();
         }
         const int32_t partition_epoch =
@@ -104,6 +105,12 @@ void ReplicaManager::OnMetadata(
           l.partition_epoch = partition_epoch;
           l.isr.assign(info.isr().begin(), info.isr().end());
         }
+        l.min_isr =
+            t != nullptr && p < static_cast<int>(t->partitions.size())
+                ? controller::EffectiveMinIsr(t->configs, t->partitions[p])
+                : static_cast<int32_t>(
+                      std::clamp<int64_t>(topic->config.min_insync_replicas, 1,
+                                          std::max(1, info.replicas_size())));
         if (!l.unconfirmed.empty() && partition_epoch > l.unconfirmed_epoch) {
           l.unconfirmed.clear();  // the controller decided since; the ISR above is it
         }
@@ -142,6 +149,14 @@ void ReplicaManager::OnMetadata(
 }
 
 void ReplicaManager::AdvanceHighWatermarkLocked(Led& led) {
+  // KIP-966's strict min ISR. While the committed ISR is smaller than
+  // min.insync.replicas nothing more is committed, not even acks=1 records,
+  // and an acks=all batch appended before the ISR shrank waits: the replicas
+  // that left the ISR since (the controller keeps them as eligible leader
+  // replicas and may elect one when no ISR member can lead) then hold every
+  // committed record. Without this a lone leader would commit records only it
+  // has, and a clean election of such a replica would lose them.
+  if (static_cast<int64_t>(led.isr.size()) < led.min_isr) return;
   int64_t hw = led.log->log_end_offset();
   std::vector<int32_t> maximal = led.isr;
   for (int32_t m : led.pending_isr) {
@@ -467,7 +482,10 @@ void ReplicaManager::IsrLoop() {
           const bool recent = f.broker_epoch >= 0 &&
                               now - f.last_caught_up <= options_.replica_lag_time_max;
           if (!recent) continue;
-          if (f.leo >= hw) {
+          // Kafka's rule: also the log end at the start of this leader's
+          // epoch, which may be past the high watermark of a new leader (it
+          // stays behind while the ISR is below min.insync.replicas).
+          if (f.leo >= std::max(hw, led.epoch_start_offset)) {
             // Back in sync: it has everything committed, and fetched recently.
             isr.push_back(r);
           } else {

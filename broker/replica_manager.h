@@ -110,9 +110,17 @@ class ReplicaManager {
   struct Led {
     std::shared_ptr<storage::PartitionLog> log;
     int32_t leader_epoch = 0;
+    // The log end offset when this broker began leading in `leader_epoch`. A
+    // leader is elected from the ISR or the ELR, so this is at or past every
+    // committed record, while its high watermark (learned as a follower) may
+    // lag behind: a follower joins the ISR only once it reaches both.
+    int64_t epoch_start_offset = 0;
     int32_t partition_epoch = 0;
     std::vector<int32_t> replicas;
     std::vector<int32_t> isr;
+    // controller::EffectiveMinIsr: the high watermark stays where it is while
+    // `isr` (the ISR the controller committed) has fewer members.
+    int32_t min_isr = 1;
     std::map<int32_t, Follower> followers;
     bool alter_in_flight = false;
     // While an AlterPartition is in flight, the ISR it proposes. The high
@@ -142,7 +150,8 @@ class ReplicaManager {
 
   void FetcherLoop(int32_t leader);
   void IsrLoop();
-  // Recomputes the leader's high watermark from the ISR's log end offsets.
+  // Recomputes the leader's high watermark from the ISR's log end offsets;
+  // leaves it where it is while the ISR is below min.insync.replicas.
   void AdvanceHighWatermarkLocked(Led& led) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::StatusOr<fjord::internal::v1::ReplicaFetchResponse> HandleFetch(
       const fjord::internal::v1::ReplicaFetchRequest& request, grpc::ServerContext* context);

@@ -26,33 +26,71 @@ bool UncleanAllowed(const Topic& topic) {
   return config.ok() && config->unclean_leader_election_enable;
 }
 
+// The ELR that goes with `isr`, the next ISR of `current` (KIP-966). Empty
+// once `isr` has `min_isr` members. Otherwise the current ELR plus the
+// current ISR members that leave the ISR (with the high watermark held while
+// the ISR is below min.insync.replicas, they hold every committed record),
+// minus the members of `isr` and minus `forget` (new incarnations, which may
+// have lost their disks), in replica order.
+std::vector<int32_t> NextElr(const Partition& current,
+                             const std::vector<int32_t>& isr, int32_t min_isr,
+                             const std::set<int32_t>& forget) {
+  std::vector<int32_t> elr;
+  if (static_cast<int64_t>(isr.size()) >= min_isr) return elr;
+  for (int32_t r : current.replicas) {
+    if ((Contains(current.elr, r) || Contains(current.isr, r)) &&
+        !Contains(isr, r) && !forget.contains(r)) {
+      elr.push_back(r);
+    }
+  }
+  return elr;
+}
+
 struct Election {
   int32_t leader = kNoLeader;
   std::vector<int32_t> isr;
+  std::vector<int32_t> elr;
 };
 
-// Picks a leader for a partition that has none: the first replica, in
-// replica order, that is in `isr` and eligible. Failing that, and only when
-// the topic allows unclean election, the first eligible replica, which then
-// forms the ISR alone (records it lacks are lost: that is what "unclean"
-// means). Otherwise no leader, and the ISR is kept.
+// Picks a leader for `current`, a partition that has none once its ISR is
+// `isr` and its ELR `elr`, in KIP-966's order: the first replica, in replica
+// order, that is in `isr` and eligible, keeping the ISR. Failing that, the
+// first eligible ELR member, which forms the ISR alone: a clean election,
+// since it holds every committed record; the ISR members it replaces (at most
+// one ineligible last member) join the ELR. Failing that, and only when the
+// topic allows unclean election, the first eligible replica, alone in the ISR
+// and with an empty ELR (records it lacks are lost: that is what "unclean"
+// means, and what others hold no longer counts). Otherwise no leader, ISR and
+// ELR as given.
 template <typename Eligible>
-Election Elect(const Partition& p, std::vector<int32_t> isr,
-               const Eligible& eligible, bool unclean) {
-  for (int32_t r : p.replicas) {
-    if (Contains(isr, r) && eligible(r)) return {r, std::move(isr)};
-  }
-  if (unclean) {
-    for (int32_t r : p.replicas) {
-      if (eligible(r)) return {r, {r}};
+Election Elect(const Partition& current, std::vector<int32_t> isr,
+               std::vector<int32_t> elr, int32_t min_isr,
+               const std::set<int32_t>& forget, const Eligible& eligible,
+               bool unclean) {
+  for (int32_t r : current.replicas) {
+    if (Contains(isr, r) && eligible(r)) {
+      return {r, std::move(isr), std::move(elr)};
     }
   }
-  return {kNoLeader, std::move(isr)};
+  for (int32_t r : current.replicas) {
+    if (Contains(elr, r) && eligible(r)) {
+      // `isr` is empty or a lone ineligible member still in current.isr, so
+      // NextElr moves it to the ELR.
+      return {r, {r}, NextElr(current, {r}, min_isr, forget)};
+    }
+  }
+  if (unclean) {
+    for (int32_t r : current.replicas) {
+      if (eligible(r)) return {r, {r}, {}};
+    }
+  }
+  return {kNoLeader, std::move(isr), std::move(elr)};
 }
 
 records::MetadataRecord ChangeRecord(const Topic& topic, int32_t index,
                                      const Partition& current, int32_t leader,
-                                     const std::vector<int32_t>& isr) {
+                                     const std::vector<int32_t>& isr,
+                                     const std::vector<int32_t>& elr) {
   records::MetadataRecord out;
   records::ChangePartitionRecord* r = out.mutable_change_partition();
   r->set_topic_id(topic.id);
@@ -62,6 +100,7 @@ records::MetadataRecord ChangeRecord(const Topic& topic, int32_t index,
                       (leader != current.leader ? 1 : 0));
   for (int32_t b : isr) r->add_isr(b);
   r->set_partition_epoch(current.partition_epoch + 1);
+  for (int32_t b : elr) r->add_elr(b);
   return out;
 }
 
@@ -108,10 +147,11 @@ ControllerLogic::Session& ControllerLogic::SessionOf(int32_t broker_id,
 }
 
 RecordBatch ControllerLogic::RemoveFromPartitions(
-    const std::set<int32_t>& leaving) const {
+    const std::set<int32_t>& leaving, bool forget) const {
   auto eligible = [&](int32_t b) {
     return !leaving.contains(b) && image_->IsEligible(b);
   };
+  const std::set<int32_t> forgotten = forget ? leaving : std::set<int32_t>{};
   RecordBatch out;
   for (const auto& [id, topic] : image_->topics()) {
     std::optional<bool> unclean;
@@ -119,23 +159,29 @@ RecordBatch ControllerLogic::RemoveFromPartitions(
       const Partition& p = topic.partitions[i];
       bool touched = leaving.contains(p.leader);
       for (int32_t b : p.isr) touched = touched || leaving.contains(b);
+      for (int32_t b : p.elr) touched = touched || forgotten.contains(b);
       if (!touched) continue;
       std::vector<int32_t> isr = p.isr;
       // One leaving broker at a time, in id order, so that when every ISR
-      // member leaves the one with the largest id stays as the last member.
+      // member leaves the one with the largest id stays as the last member
+      // (unless forgotten: a new incarnation never stays).
       for (int32_t b : leaving) {
         auto it = std::find(isr.begin(), isr.end(), b);
-        if (it != isr.end() && isr.size() > 1) isr.erase(it);
+        if (it != isr.end() && (forget || isr.size() > 1)) isr.erase(it);
       }
+      const int32_t min_isr = EffectiveMinIsr(topic.configs, p);
+      std::vector<int32_t> elr = NextElr(p, isr, min_isr, forgotten);
       int32_t leader = leaving.contains(p.leader) ? kNoLeader : p.leader;
       if (leader == kNoLeader) {
         if (!unclean.has_value()) unclean = UncleanAllowed(topic);
-        Election e = Elect(p, std::move(isr), eligible, *unclean);
+        Election e = Elect(p, std::move(isr), std::move(elr), min_isr,
+                           forgotten, eligible, *unclean);
         leader = e.leader;
         isr = std::move(e.isr);
+        elr = std::move(e.elr);
       }
-      if (leader == p.leader && isr == p.isr) continue;
-      out.push_back(ChangeRecord(topic, i, p, leader, isr));
+      if (leader == p.leader && isr == p.isr && elr == p.elr) continue;
+      out.push_back(ChangeRecord(topic, i, p, leader, isr, elr));
     }
   }
   return out;
@@ -152,9 +198,10 @@ RecordBatch ControllerLogic::ElectForLeaderless(int32_t joining) const {
       const Partition& p = topic.partitions[i];
       if (p.leader != kNoLeader) continue;
       if (!unclean.has_value()) unclean = UncleanAllowed(topic);
-      Election e = Elect(p, p.isr, eligible, *unclean);
+      Election e = Elect(p, p.isr, p.elr, EffectiveMinIsr(topic.configs, p), {},
+                         eligible, *unclean);
       if (e.leader == kNoLeader) continue;
-      out.push_back(ChangeRecord(topic, i, p, e.leader, e.isr));
+      out.push_back(ChangeRecord(topic, i, p, e.leader, e.isr, e.elr));
     }
   }
   return out;
@@ -162,7 +209,7 @@ RecordBatch ControllerLogic::ElectForLeaderless(int32_t joining) const {
 
 RecordBatch ControllerLogic::Fence(const std::set<int32_t>& brokers,
                                    records::FenceReason reason) {
-  RecordBatch out = RemoveFromPartitions(brokers);
+  RecordBatch out = RemoveFromPartitions(brokers, /*forget=*/false);
   for (int32_t id : brokers) {
     records::MetadataRecord r;
     r.mutable_fence_broker()->set_broker_id(id);
@@ -324,9 +371,14 @@ absl::StatusOr<RegisterBrokerResult> ControllerLogic::RegisterBroker(
     }
   }
   RegisterBrokerResult result;
-  if (existing != nullptr) {
-    result.records = RemoveFromPartitions({request.broker_id});
-  }
+  // A new incarnation, or an id registered again after it was unregistered,
+  // may come with an empty disk: forget it everywhere, even as the last ISR
+  // member. The same incarnation (a restart on the same disk) is removed as
+  // fencing removes it.
+  const bool new_incarnation =
+      existing == nullptr || existing->incarnation_id != request.incarnation_id;
+  result.records =
+      RemoveFromPartitions({request.broker_id}, /*forget=*/new_incarnation);
   result.broker_epoch = next_offset + result.records.size();
   if (result.broker_epoch <= image_->max_broker_epoch()) {
     return absl::InternalError(
@@ -399,7 +451,7 @@ absl::StatusOr<HeartbeatResult> ControllerLogic::Heartbeat(
   }
 
   if (request.want_shutdown) {
-    RecordBatch moves = RemoveFromPartitions({id});
+    RecordBatch moves = RemoveFromPartitions({id}, /*forget=*/false);
     if (moves.empty()) {
       // Leads nothing and shares no ISR: Kafka's UNFENCED -> SHUTDOWN_NOW.
       result.records = Fence({id}, records::FENCE_REASON_CONTROLLED_SHUTDOWN);
@@ -514,9 +566,15 @@ absl::StatusOr<AlterPartitionResult> ControllerLogic::AlterPartition(
   AlterPartitionResult result;
   result.partition = p;
   if (isr == p.isr) return result;
+  // A member the leader drops for lag joins the ELR like a fenced one: the
+  // leader's high watermark waited for it until this change, and stops once
+  // the ISR is below min.insync.replicas (see NextElr).
+  std::vector<int32_t> elr =
+      NextElr(p, isr, EffectiveMinIsr(topic->configs, p), {});
   result.records.push_back(
-      ChangeRecord(*topic, request.partition, p, p.leader, isr));
+      ChangeRecord(*topic, request.partition, p, p.leader, isr, elr));
   result.partition.isr = isr;
+  result.partition.elr = std::move(elr);
   result.partition.partition_epoch = p.partition_epoch + 1;
   return result;
 }
@@ -529,7 +587,7 @@ RecordBatch ControllerLogic::ElectPreferredLeaders() {
       const int32_t preferred = p.replicas.front();
       if (p.leader != preferred && Contains(p.isr, preferred) &&
           image_->IsEligible(preferred)) {
-        out.push_back(ChangeRecord(topic, i, p, preferred, p.isr));
+        out.push_back(ChangeRecord(topic, i, p, preferred, p.isr, p.elr));
       }
     }
   }
@@ -540,7 +598,7 @@ absl::StatusOr<RecordBatch> ControllerLogic::UnregisterBroker(
     int32_t broker_id) {
   const Broker* b = image_->FindBroker(broker_id);
   if (b == nullptr) return NotRegistered(broker_id);
-  RecordBatch out = RemoveFromPartitions({broker_id});
+  RecordBatch out = RemoveFromPartitions({broker_id}, /*forget=*/false);
   records::MetadataRecord r;
   r.mutable_unregister_broker()->set_broker_id(broker_id);
   r.mutable_unregister_broker()->set_broker_epoch(b->epoch);

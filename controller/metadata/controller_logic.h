@@ -25,8 +25,25 @@
 // across the whole cluster without a separate counter.
 //
 // Kafka rules followed (KIP-631 broker lifecycle, KIP-841 controlled
-// shutdown, KIP-903 broker epochs in AlterPartition), and where Fjord
-// differs, are noted on each method.
+// shutdown, KIP-903 broker epochs in AlterPartition, KIP-966 eligible leader
+// replicas), and where Fjord differs, are noted on each method.
+//
+// Leader elections and the ELR. A partition without a leader gets, in this
+// order: the first eligible ISR member (replica order), keeping the ISR; else
+// the first eligible ELR member, alone in the ISR (a clean election: it holds
+// every committed record); else, only when the topic has
+// unclean.leader.election.enable, the first eligible replica, alone in the
+// ISR, with the ELR cleared; else none. Every change that takes members out
+// of an ISR (fencing, controlled shutdown, re-registration, unregistration,
+// the leader's AlterPartition, an election from the ELR) puts them in the
+// ELR when the ISR left is smaller than EffectiveMinIsr, and a change that
+// brings the ISR to EffectiveMinIsr clears the ELR. That the leader drops a
+// follower for lag does not matter: what makes a departed member safe to
+// elect is that the high watermark stops while the ISR is below
+// min.insync.replicas (brokers enforce it), so nothing is committed after it
+// left; while it was in the ISR, the high watermark waited for it. Kafka adds
+// such members to the ELR too. Only a new incarnation is forgotten: it
+// leaves every ISR, even as the last member, and every ELR.
 //
 // Not thread-safe; the active controller's single event loop owns it.
 #ifndef FJORD_CONTROLLER_METADATA_CONTROLLER_LOGIC_H_
@@ -170,9 +187,15 @@ class ControllerLogic {
   // fenced broker that heartbeats is alive too). The same incarnation
   // registering again (a retry after a lost answer) is accepted.
   //
-  // A re-registration first removes the old incarnation from every
-  // leadership and multi-member ISR (the new process may have lost its disk,
-  // KIP-903), electing new leaders from the ISRs as fencing does.
+  // A registration first removes the old registration from every leadership,
+  // electing new leaders as fencing does. The same incarnation (a restart on
+  // the same disk) leaves only multi-member ISRs, and may join ELRs, as on
+  // fencing. A new incarnation id, or an id registered again after it was
+  // unregistered, may have lost its disk (KIP-903; Kafka KIP-966 likewise
+  // drops a replica that lost data from the ELR): it leaves every ISR, even
+  // as its last member (the ISR is then empty, without a leader, until an
+  // ELR member or, when allowed, an unclean election takes over), and every
+  // ELR, so it is never elected for data it may not have.
   //
   // INVALID_ARGUMENT for a negative id, an empty incarnation id, no
   // endpoint, a bad host or port; INTERNAL if `next_offset` is not above
@@ -192,9 +215,9 @@ class ControllerLogic {
   //   fenced, caught up              -> unfenced: current_metadata_offset >=
   //                                     its registration offset (= epoch).
   //                                     Leaderless partitions it can lead get
-  //                                     it as leader (from the ISR; or any
-  //                                     replica when the topic allows unclean
-  //                                     election).
+  //                                     it as leader (from the ISR, then the
+  //                                     ELR; or any replica when the topic
+  //                                     allows unclean election).
   //   fenced, behind                 -> stays fenced.
   //   unfenced, want_shutdown        -> controlled shutdown: leaderships move
   //                                     to other ISR members and it leaves
@@ -235,7 +258,9 @@ class ControllerLogic {
   //                                       INELIGIBLE_REPLICA (KIP-841/903)
   // An ISR equal to the current one is accepted without records (a retry
   // whose answer was lost). Otherwise one ChangePartitionRecord with the new
-  // ISR, the same leader and leader epoch, and partition epoch + 1.
+  // ISR, the same leader and leader epoch, partition epoch + 1, and the ELR
+  // updated (members dropped below min.insync.replicas join it; members
+  // added leave it; cleared at min.insync.replicas).
   absl::StatusOr<AlterPartitionResult> AlterPartition(
       const AlterPartitionRequest& request);
 
@@ -247,8 +272,9 @@ class ControllerLogic {
   RecordBatch ElectPreferredLeaders();
 
   // Removes a broker registration (decommissioning), first moving its
-  // leaderships and removing it from ISRs. FAILED_PRECONDITION,
-  // BROKER_NOT_REGISTERED if there is none.
+  // leaderships and removing it from ISRs as fencing does (it may stay a
+  // last ISR member or an ELR member; registering the id again forgets it).
+  // FAILED_PRECONDITION, BROKER_NOT_REGISTERED if there is none.
   absl::StatusOr<RecordBatch> UnregisterBroker(int32_t broker_id);
 
   // Soft state, for tests and `cluster describe`.
@@ -265,9 +291,11 @@ class ControllerLogic {
  private:
   // Records that make every broker in `leaving` ineligible-safe: for each
   // partition it leads or shares an ISR of, remove it from the ISR (keeping
-  // the last member) and elect a new leader when needed. `leaving` brokers
-  // are treated as ineligible.
-  RecordBatch RemoveFromPartitions(const std::set<int32_t>& leaving) const;
+  // the last member), update the ELR, and elect a new leader when needed.
+  // With `forget` (a new incarnation) it also leaves the ISR as its last
+  // member, and every ELR. `leaving` brokers are treated as ineligible.
+  RecordBatch RemoveFromPartitions(const std::set<int32_t>& leaving,
+                                   bool forget) const;
   // Leader elections for leaderless partitions once `joining` (a broker being
   // unfenced) counts as eligible.
   RecordBatch ElectForLeaderless(int32_t joining) const;

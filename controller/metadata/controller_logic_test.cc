@@ -106,6 +106,60 @@ class ControllerLogicTest : public ::testing::Test {
     return req;
   }
 
+  // Fences broker `id` (it asks to be), applying the records.
+  void FenceBroker(int32_t id) {
+    ASSERT_TRUE(Beat(id, image_.FindBroker(id)->epoch, false, true).ok());
+    ASSERT_TRUE(image_.FindBroker(id)->fenced);
+  }
+
+  // A caught-up heartbeat from fenced broker `id`: it is unfenced.
+  void UnfenceBroker(int32_t id) {
+    ASSERT_TRUE(Beat(id, image_.FindBroker(id)->epoch).ok());
+    ASSERT_FALSE(image_.FindBroker(id)->fenced);
+  }
+
+  // The chaos scenario LastInSyncReplicaWithAnEmptyDiskIsNotElected up to
+  // the wipe: brokers 1-3, a 1x3 topic with min.insync.replicas=2 led by
+  // `l`; `f` is fenced (ISR {l, v}), then `l` (v leads alone; l holds every
+  // committed record and joins the ELR), then `v` (no leader, v stays the
+  // last ISR member).
+  struct LastMember {
+    std::string topic;
+    int32_t l = 0, v = 0, f = 0;
+  };
+  LastMember ShrinkToAFencedLastMember(
+      std::map<std::string, std::string> configs = {}) {
+    Join(1);
+    Join(2);
+    Join(3);
+    configs["min.insync.replicas"] = "2";
+    LastMember m;
+    m.topic = CreateTopic("t", 1, 3, configs);
+    const Partition p = P(m.topic, 0);
+    m.l = p.leader;
+    std::vector<int32_t> followers;
+    for (int32_t r : p.replicas) {
+      if (r != m.l) followers.push_back(r);
+    }
+    m.v = followers[0];
+    m.f = followers[1];
+    FenceBroker(m.f);
+    EXPECT_EQ(P(m.topic, 0).leader, m.l);
+    EXPECT_EQ(P(m.topic, 0).isr.size(), 2u);
+    EXPECT_TRUE(P(m.topic, 0).elr.empty()) << "the ISR is at min.insync";
+    FenceBroker(m.l);
+    EXPECT_EQ(P(m.topic, 0).leader, m.v);
+    EXPECT_EQ(P(m.topic, 0).isr, std::vector<int32_t>{m.v});
+    EXPECT_EQ(P(m.topic, 0).elr, std::vector<int32_t>{m.l});
+    FenceBroker(m.v);
+    EXPECT_EQ(P(m.topic, 0).leader, kNoLeader);
+    EXPECT_EQ(P(m.topic, 0).isr, std::vector<int32_t>{m.v});
+    EXPECT_EQ(P(m.topic, 0).elr, std::vector<int32_t>{m.l});
+    // Every broker is down long enough for its session to expire.
+    now_ += absl::Seconds(6);
+    return m;
+  }
+
   MetadataImage image_;
   absl::Time now_ = absl::FromUnixSeconds(1000000);
   int64_t next_offset_ = 1;
@@ -502,6 +556,156 @@ TEST_F(ControllerLogicTest, ReRegistrationDropsTheOldIncarnationFromIsrs) {
     EXPECT_EQ(P(t, i).leader, 1);
     EXPECT_EQ(P(t, i).isr, std::vector<int32_t>{1});
   }
+}
+
+// KIP-903 meets KIP-966 (the chaos scenario of the same name): the last ISR
+// member comes back with an empty disk, a new incarnation. It is forgotten
+// (the ISR is left empty) and never elected; the ELR member, which holds
+// every acknowledged record, is.
+TEST_F(ControllerLogicTest, LastInSyncReplicaWithAnEmptyDiskIsNotElected) {
+  const LastMember m = ShrinkToAFencedLastMember();
+  const int32_t leader_epoch = P(m.topic, 0).leader_epoch;
+  auto reg =
+      logic_.RegisterBroker(Request(m.v, "empty-disk"), now_, next_offset_);
+  ASSERT_TRUE(reg.ok()) << reg.status();
+  ASSERT_EQ(reg->records.size(), 2u);
+  EXPECT_TRUE(reg->records[0].has_change_partition());
+  Apply(reg->records);
+  EXPECT_TRUE(P(m.topic, 0).isr.empty());
+  EXPECT_EQ(P(m.topic, 0).elr, std::vector<int32_t>{m.l});
+  EXPECT_EQ(P(m.topic, 0).leader, kNoLeader);
+  EXPECT_EQ(P(m.topic, 0).leader_epoch, leader_epoch);
+  // Unfenced, the empty incarnation is not elected; nor is f, outside both
+  // the ISR and the ELR.
+  ASSERT_TRUE(Beat(m.v, reg->broker_epoch).ok());
+  ASSERT_FALSE(image_.FindBroker(m.v)->fenced);
+  EXPECT_EQ(P(m.topic, 0).leader, kNoLeader);
+  UnfenceBroker(m.f);
+  EXPECT_EQ(P(m.topic, 0).leader, kNoLeader);
+  // The old leader is back (same disk): elected from the ELR, alone in the
+  // ISR; the ELR is left empty (v was forgotten).
+  UnfenceBroker(m.l);
+  EXPECT_EQ(P(m.topic, 0).leader, m.l);
+  EXPECT_EQ(P(m.topic, 0).leader_epoch, leader_epoch + 1);
+  EXPECT_EQ(P(m.topic, 0).isr, std::vector<int32_t>{m.l});
+  EXPECT_TRUE(P(m.topic, 0).elr.empty());
+  // The new incarnation joins once the leader has seen it catch up.
+  auto grow = logic_.AlterPartition(Alter(m.topic, 0, {m.l, m.v}));
+  ASSERT_TRUE(grow.ok()) << grow.status();
+  Apply(grow->records);
+  EXPECT_EQ(P(m.topic, 0).isr.size(), 2u);
+}
+
+TEST_F(ControllerLogicTest, EligibleLeaderReplicaLeadsWhenNoIsrMemberCan) {
+  const LastMember m = ShrinkToAFencedLastMember();
+  const int32_t leader_epoch = P(m.topic, 0).leader_epoch;
+  // l is back first: v, the fenced last ISR member, cannot lead, so l, from
+  // the ELR, does, alone in the ISR; v (which also holds every committed
+  // record) takes its place in the ELR.
+  UnfenceBroker(m.l);
+  EXPECT_EQ(P(m.topic, 0).leader, m.l);
+  EXPECT_EQ(P(m.topic, 0).leader_epoch, leader_epoch + 1);
+  EXPECT_EQ(P(m.topic, 0).isr, std::vector<int32_t>{m.l});
+  EXPECT_EQ(P(m.topic, 0).elr, std::vector<int32_t>{m.v});
+  UnfenceBroker(m.v);
+  EXPECT_EQ(P(m.topic, 0).leader, m.l);
+  EXPECT_EQ(P(m.topic, 0).elr, std::vector<int32_t>{m.v});
+  // The ISR back at min.insync.replicas clears the ELR.
+  UnfenceBroker(m.f);
+  auto grow = logic_.AlterPartition(Alter(m.topic, 0, {m.l, m.f}));
+  ASSERT_TRUE(grow.ok()) << grow.status();
+  EXPECT_TRUE(grow->partition.elr.empty());
+  Apply(grow->records);
+  EXPECT_EQ(P(m.topic, 0).isr.size(), 2u);
+  EXPECT_TRUE(P(m.topic, 0).elr.empty());
+}
+
+TEST_F(ControllerLogicTest, SameIncarnationRestartKeepsItsIsrAndElrPlaces) {
+  const LastMember m = ShrinkToAFencedLastMember();
+  // Both restart on their disks (same incarnation ids, see Join).
+  for (int32_t id : {m.l, m.v}) {
+    auto reg = logic_.RegisterBroker(Request(id, "inc-" + std::to_string(id)),
+                                     now_, next_offset_);
+    ASSERT_TRUE(reg.ok()) << reg.status();
+    EXPECT_EQ(reg->records.size(), 1u) << "no partition change";
+    Apply(reg->records);
+  }
+  EXPECT_EQ(P(m.topic, 0).isr, std::vector<int32_t>{m.v});
+  EXPECT_EQ(P(m.topic, 0).elr, std::vector<int32_t>{m.l});
+  // The last ISR member leads again when it is back, before the ELR.
+  UnfenceBroker(m.v);
+  EXPECT_EQ(P(m.topic, 0).leader, m.v);
+  EXPECT_EQ(P(m.topic, 0).isr, std::vector<int32_t>{m.v});
+  EXPECT_EQ(P(m.topic, 0).elr, std::vector<int32_t>{m.l});
+}
+
+TEST_F(ControllerLogicTest, NewIncarnationLeavesTheElr) {
+  const LastMember m = ShrinkToAFencedLastMember();
+  auto reg =
+      logic_.RegisterBroker(Request(m.l, "empty-disk"), now_, next_offset_);
+  ASSERT_TRUE(reg.ok()) << reg.status();
+  Apply(reg->records);
+  EXPECT_EQ(P(m.topic, 0).isr, std::vector<int32_t>{m.v});
+  EXPECT_TRUE(P(m.topic, 0).elr.empty());
+  ASSERT_TRUE(Beat(m.l, reg->broker_epoch).ok());
+  EXPECT_EQ(P(m.topic, 0).leader, kNoLeader);
+  UnfenceBroker(m.v);
+  EXPECT_EQ(P(m.topic, 0).leader, m.v);
+}
+
+// The leader dropping followers for lag: below min.insync.replicas they join
+// the ELR (the high watermark waited for them until then and stops now), and
+// an eligible ELR member is elected before an unclean candidate.
+TEST_F(ControllerLogicTest, FollowersDroppedBelowMinInsyncJoinTheElr) {
+  Join(1);
+  Join(2);
+  Join(3);
+  std::string t = CreateTopic("t", 1, 3,
+                              {{"min.insync.replicas", "2"},
+                               {"unclean.leader.election.enable", "true"}});
+  const int32_t l = P(t, 0).leader;
+  const int32_t v = P(t, 0).replicas[l == P(t, 0).replicas[1] ? 0 : 1];
+  const int32_t f = 6 - l - v;
+  auto shrink = logic_.AlterPartition(Alter(t, 0, {l, v}));
+  ASSERT_TRUE(shrink.ok()) << shrink.status();
+  Apply(shrink->records);
+  EXPECT_TRUE(P(t, 0).elr.empty()) << "two members: at min.insync";
+  shrink = logic_.AlterPartition(Alter(t, 0, {l}));
+  ASSERT_TRUE(shrink.ok()) << shrink.status();
+  EXPECT_EQ(shrink->partition.elr, std::vector<int32_t>{v});
+  Apply(shrink->records);
+  EXPECT_EQ(P(t, 0).elr, std::vector<int32_t>{v});
+  // l fails: v (ELR) leads, not f (eligible, but only an unclean choice).
+  FenceBroker(l);
+  EXPECT_EQ(P(t, 0).leader, v);
+  EXPECT_EQ(P(t, 0).isr, std::vector<int32_t>{v});
+  EXPECT_EQ(P(t, 0).elr, std::vector<int32_t>{l});
+  // f rejoins: the ISR is at min.insync again, the ELR is cleared.
+  auto grow = logic_.AlterPartition(Alter(t, 0, {v, f}));
+  ASSERT_TRUE(grow.ok()) << grow.status();
+  Apply(grow->records);
+  EXPECT_TRUE(P(t, 0).elr.empty());
+}
+
+// With neither an ISR member nor an ELR member left, only an unclean
+// election (when the topic allows it) gives the partition a leader: here the
+// sole replica lost its disk, and min.insync.replicas=1 keeps no ELR.
+TEST_F(ControllerLogicTest, ForgottenLastReplicaLeavesThePartitionLeaderless) {
+  Join(1);
+  std::string clean = CreateTopic("clean", 1, 1);
+  std::string unclean = CreateTopic(
+      "unclean", 1, 1, {{"unclean.leader.election.enable", "true"}});
+  FenceBroker(1);
+  now_ += absl::Seconds(6);
+  auto reg =
+      logic_.RegisterBroker(Request(1, "empty-disk"), now_, next_offset_);
+  ASSERT_TRUE(reg.ok()) << reg.status();
+  Apply(reg->records);
+  ASSERT_TRUE(Beat(1, reg->broker_epoch).ok());
+  EXPECT_EQ(P(clean, 0).leader, kNoLeader);
+  EXPECT_TRUE(P(clean, 0).isr.empty());
+  EXPECT_EQ(P(unclean, 0).leader, 1);
+  EXPECT_EQ(P(unclean, 0).isr, std::vector<int32_t>{1});
 }
 
 TEST_F(ControllerLogicTest, PreferredLeaderTakesLeadershipBack) {

@@ -74,6 +74,14 @@ bool IsValidTopicId(absl::string_view id) {
   return true;
 }
 
+int32_t EffectiveMinIsr(const std::map<std::string, std::string>& configs,
+                        const Partition& p) {
+  auto config = broker::TopicConfig::Parse(configs);
+  const int64_t min_isr = config.ok() ? config->min_insync_replicas : 1;
+  return static_cast<int32_t>(std::max<int64_t>(
+      1, std::min<int64_t>(min_isr, static_cast<int64_t>(p.replicas.size()))));
+}
+
 Partition PartitionFromProto(const records::PartitionState& p) {
   Partition out;
   out.replicas.assign(p.replicas().begin(), p.replicas().end());
@@ -81,6 +89,7 @@ Partition PartitionFromProto(const records::PartitionState& p) {
   out.leader_epoch = p.leader_epoch();
   out.isr.assign(p.isr().begin(), p.isr().end());
   out.partition_epoch = p.partition_epoch();
+  out.elr.assign(p.elr().begin(), p.elr().end());
   return out;
 }
 
@@ -92,6 +101,7 @@ records::PartitionState PartitionToProto(int32_t index, const Partition& p) {
   out.set_leader_epoch(p.leader_epoch);
   for (int32_t r : p.isr) out.add_isr(r);
   out.set_partition_epoch(p.partition_epoch);
+  for (int32_t r : p.elr) out.add_elr(r);
   return out;
 }
 
@@ -175,7 +185,24 @@ absl::Status MetadataImage::CheckHoldsNothing(int32_t broker_id) const {
   return absl::OkStatus();
 }
 
-absl::Status MetadataImage::CheckPartition(const Partition& p) const {
+absl::Status MetadataImage::CheckInNoIsrOrElr(int32_t broker_id) const {
+  for (const auto& [id, topic] : topics_) {
+    for (size_t i = 0; i < topic.partitions.size(); ++i) {
+      const Partition& p = topic.partitions[i];
+      if (Contains(p.isr, broker_id) || Contains(p.elr, broker_id)) {
+        return Precondition(absl::StrCat(
+            "broker ", broker_id, " is still in the ISR ", Ids(p.isr),
+            " or the ELR ", Ids(p.elr), " of ", topic.name, "-", i,
+            "; a new incarnation may have lost its disk"));
+      }
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status MetadataImage::CheckPartition(
+    const Partition& p,
+    const std::map<std::string, std::string>& configs) const {
   if (p.replicas.empty()) return Invalid("no replicas");
   if (HasDuplicates(p.replicas)) {
     return Invalid(absl::StrCat("duplicate replicas ", Ids(p.replicas)));
@@ -183,7 +210,9 @@ absl::Status MetadataImage::CheckPartition(const Partition& p) const {
   for (int32_t r : p.replicas) {
     if (r < 0) return Invalid(absl::StrCat("negative replica id ", r));
   }
-  if (p.isr.empty()) return Invalid("empty ISR");
+  if (p.isr.empty() && p.leader != kNoLeader) {
+    return Invalid("empty ISR with a leader");
+  }
   if (HasDuplicates(p.isr)) {
     return Invalid(absl::StrCat("duplicate ISR members ", Ids(p.isr)));
   }
@@ -216,6 +245,22 @@ absl::Status MetadataImage::CheckPartition(const Partition& p) const {
       }
     }
   }
+  if (HasDuplicates(p.elr)) {
+    return Invalid(absl::StrCat("duplicate ELR members ", Ids(p.elr)));
+  }
+  for (int32_t r : p.elr) {
+    if (!Contains(p.replicas, r) || Contains(p.isr, r)) {
+      return Invalid(absl::StrCat("ELR ", Ids(p.elr), " is not within ",
+                                  Ids(p.replicas), " and apart from the ISR ",
+                                  Ids(p.isr)));
+    }
+  }
+  if (!p.elr.empty() &&
+      static_cast<int64_t>(p.isr.size()) >= EffectiveMinIsr(configs, p)) {
+    return Invalid(absl::StrCat("ELR ", Ids(p.elr), " beside the ISR ",
+                                Ids(p.isr), ", which has min.insync.replicas (",
+                                EffectiveMinIsr(configs, p), ") members"));
+  }
   return absl::OkStatus();
 }
 
@@ -229,10 +274,16 @@ absl::Status MetadataImage::ApplyRegisterBroker(
                                      " is not above the largest so far, ",
                                      max_broker_epoch_));
   }
-  if (brokers_.contains(r.broker_id())) {
+  auto existing = brokers_.find(r.broker_id());
+  if (existing != brokers_.end()) {
     // The old incarnation must already be out of every leadership and
-    // multi-member ISR: the new one may have lost its disk (KIP-903).
+    // multi-member ISR.
     RETURN_IF_ERROR(CheckHoldsNothing(r.broker_id()));
+  }
+  if (existing == brokers_.end() ||
+      existing->second.incarnation_id != r.incarnation_id()) {
+    // I12: the new process may have lost its disk (KIP-903).
+    RETURN_IF_ERROR(CheckInNoIsrOrElr(r.broker_id()));
   }
   Broker b;
   b.id = r.broker_id();
@@ -317,7 +368,8 @@ absl::Status MetadataImage::ApplyCreateTopic(
                                   " listed at position ", i));
     }
     Partition p = PartitionFromProto(ps);
-    absl::Status s = CheckPartition(p);
+    absl::Status s = p.isr.empty() ? Invalid("a new partition needs an ISR")
+                                   : CheckPartition(p, topic.configs);
     if (!s.ok()) {
       return absl::Status(s.code(),
                           absl::StrCat(r.name(), "-", i, ": ", s.message()));
@@ -359,6 +411,7 @@ absl::Status MetadataImage::ApplyChangePartition(
   Partition next = current;
   next.leader = r.leader();
   next.isr.assign(r.isr().begin(), r.isr().end());
+  next.elr.assign(r.elr().begin(), r.elr().end());
   next.leader_epoch = r.leader_epoch();
   next.partition_epoch = r.partition_epoch();
   const std::string where = absl::StrCat(topic.name, "-", r.partition(), ": ");
@@ -375,7 +428,7 @@ absl::Status MetadataImage::ApplyChangePartition(
     return Precondition(absl::StrCat(where, "leader epoch ", next.leader_epoch,
                                      " should be ", want_leader_epoch));
   }
-  absl::Status s = CheckPartition(next);
+  absl::Status s = CheckPartition(next, topic.configs);
   if (!s.ok()) return absl::Status(s.code(), absl::StrCat(where, s.message()));
   topic.partitions[r.partition()] = std::move(next);
   return absl::OkStatus();
@@ -480,8 +533,10 @@ absl::Status MetadataImage::CheckInvariants() const {
     }
     if (t.partitions.empty()) return fail("I4: topic ", t.name, " is empty");
     for (size_t i = 0; i < t.partitions.size(); ++i) {
-      absl::Status s = CheckPartition(t.partitions[i]);
-      if (!s.ok()) return fail("I5-I9: ", t.name, "-", i, ": ", s.message());
+      absl::Status s = CheckPartition(t.partitions[i], t.configs);
+      if (!s.ok()) {
+        return fail("I5-I9, I11: ", t.name, "-", i, ": ", s.message());
+      }
     }
   }
   return absl::OkStatus();
@@ -521,6 +576,7 @@ fjord::v1::TopicInfo MetadataImage::ToTopicInfo(const Topic& topic) const {
     pi->set_leader_epoch(p.leader_epoch);
     for (int32_t r : p.replicas) pi->add_replicas(r);
     for (int32_t r : p.isr) pi->add_isr(r);
+    for (int32_t r : p.elr) pi->add_elr(r);
   }
   info.set_replication_factor(
       topic.partitions.empty() ? 0 : topic.partitions[0].replicas.size());

@@ -21,7 +21,9 @@
 //   I4  Topic names and topic ids are unique; names follow Kafka's rules; a
 //       topic has partitions 0..n-1, n >= 1.
 //   I5  Replicas are non-empty, without duplicates, and never change.
-//   I6  ISR is non-empty, without duplicates, and a subset of the replicas.
+//   I6  ISR is without duplicates and a subset of the replicas. It is empty
+//       only when the partition has no leader: its last member registered
+//       again as a new incarnation (which may have an empty disk, KIP-903).
 //   I7  The leader is -1 (no leader) or an ISR member.
 //   I8  A leader is registered, unfenced and not in controlled shutdown
 //       ("eligible").
@@ -29,12 +31,26 @@
 //       fenced (or shutting down, or unregistered) broker stays in an ISR only
 //       as its sole member: when the last in-sync replica is fenced the
 //       partition keeps it in the ISR with leader -1, so that only a replica
-//       known to hold every committed record can lead again (Kafka's classic
-//       behaviour without eligible leader replicas, KIP-966).
+//       known to hold every committed record can lead again.
 //   I10 Leader epoch and partition epoch only increase: every change of a
 //       partition raises the partition epoch by exactly one, and a change of
 //       leader (including to or from -1) raises the leader epoch by exactly
-//       one; an ISR-only change keeps the leader epoch.
+//       one; an ISR- or ELR-only change keeps the leader epoch.
+//   I11 The ELR (eligible leader replicas, KIP-966) is without duplicates, a
+//       subset of the replicas, disjoint from the ISR, and non-empty only
+//       while the ISR has fewer members than EffectiveMinIsr. Its members
+//       may be fenced or unregistered.
+//   I12 A registration under a new incarnation id, or of an id that is not
+//       registered, finds the id in no ISR and no ELR: the process may have
+//       lost its disk, so it must not count as holding committed records.
+//       (A transition rule, like I10, enforced by Apply.)
+//
+// What the ELR means (controller_logic.h maintains it; docs/GUARANTEES.md):
+// a replica in a partition's ISR or ELR holds every record below the
+// partition's high watermark. Brokers keep that true for the ELR by never
+// advancing a high watermark while the ISR is smaller than EffectiveMinIsr
+// (broker/replica_manager.cc), so the records committed when a replica left
+// the ISR for the ELR are all that are committed until the ELR is cleared.
 //
 // Ownership and threads: a plain value type, not thread-safe; the owner
 // serializes access.
@@ -95,6 +111,8 @@ struct Partition {
   int32_t leader_epoch = 0;
   std::vector<int32_t> isr;
   int32_t partition_epoch = 0;
+  // Eligible leader replicas (I11), in replica order.
+  std::vector<int32_t> elr;
 
   bool operator==(const Partition&) const = default;
 };
@@ -134,8 +152,8 @@ class MetadataImage {
   // breaks an invariant, leaving the image unchanged.
   absl::Status Restore(const records::MetadataSnapshot& snapshot);
 
-  // OK, or INTERNAL naming the first broken invariant (I1-I9; I10 is about
-  // transitions and is enforced by Apply).
+  // OK, or INTERNAL naming the first broken invariant (I1-I9, I11; I10 and
+  // I12 are about transitions and are enforced by Apply).
   absl::Status CheckInvariants() const;
 
   // Read access. Pointers stay valid until the next Apply or Restore.
@@ -182,8 +200,12 @@ class MetadataImage {
   // OK when the broker leads nothing and is in no multi-member ISR, i.e. it
   // may become ineligible without breaking I8/I9.
   absl::Status CheckHoldsNothing(int32_t broker_id) const;
-  // I5-I9 for one partition state.
-  absl::Status CheckPartition(const Partition& p) const;
+  // OK when the broker is in no ISR and no ELR (I12).
+  absl::Status CheckInNoIsrOrElr(int32_t broker_id) const;
+  // I5-I9 and I11 for one partition state of a topic with `configs`.
+  absl::Status CheckPartition(
+      const Partition& p,
+      const std::map<std::string, std::string>& configs) const;
 
   fjord::v1::TopicInfo ToTopicInfo(const Topic& topic) const;
 
@@ -193,6 +215,14 @@ class MetadataImage {
   int64_t max_broker_epoch_ = -1;
   std::string cluster_id_;
 };
+
+// The ISR size at or above which a partition needs no ELR: the topic's
+// min.insync.replicas, capped at the partition's replica count (as Kafka
+// caps it), at least 1. Configs that do not parse (written by a newer
+// version) count as min.insync.replicas=1. Brokers stop advancing the high
+// watermark below it.
+int32_t EffectiveMinIsr(const std::map<std::string, std::string>& configs,
+                        const Partition& p);
 
 // Conversions between the image's structs and the record messages.
 Partition PartitionFromProto(const records::PartitionState& p);

@@ -66,7 +66,8 @@ MetadataRecord CreateTopic(const std::string& name, const std::string& id,
 
 MetadataRecord Change(const std::string& topic_id, int32_t partition,
                       int32_t leader, int32_t leader_epoch,
-                      std::vector<int32_t> isr, int32_t partition_epoch) {
+                      std::vector<int32_t> isr, int32_t partition_epoch,
+                      std::vector<int32_t> elr = {}) {
   MetadataRecord r;
   auto* c = r.mutable_change_partition();
   c->set_topic_id(topic_id);
@@ -75,6 +76,7 @@ MetadataRecord Change(const std::string& topic_id, int32_t partition,
   c->set_leader_epoch(leader_epoch);
   for (int32_t b : isr) c->add_isr(b);
   c->set_partition_epoch(partition_epoch);
+  for (int32_t b : elr) c->add_elr(b);
   return r;
 }
 
@@ -186,6 +188,63 @@ TEST_F(MetadataImageTest,
   EXPECT_EQ(image_.FindBroker(2)->epoch, 30);
   EXPECT_EQ(image_.FindBroker(2)->incarnation_id, "new");
   EXPECT_TRUE(image_.FindBroker(2)->fenced);
+}
+
+TEST_F(MetadataImageTest, EligibleLeaderReplicasAndNewIncarnations) {
+  const std::string kM = TopicId(2);
+  ASSERT_TRUE(image_
+                  .Apply(CreateTopic("m", kM, {{1, 2, 3}},
+                                     {{"min.insync.replicas", "2"}}))
+                  .ok());
+  auto m0 = [&] { return image_.FindTopicById(kM)->partitions[0]; };
+  // I11: the ELR is apart from the ISR, within the replicas, and only there
+  // while the ISR is below min.insync.replicas (2 here, 1 for "t").
+  ExpectRejected(Change(kM, 0, 1, 0, {1, 2}, 1, {3}));  // ISR at min.insync
+  ExpectRejected(Change(kT, 0, 1, 0, {1}, 1, {2}));     // min.insync 1
+  ExpectRejected(Change(kM, 0, 1, 0, {1}, 1, {1}));     // in the ISR
+  ExpectRejected(Change(kM, 0, 1, 0, {1}, 1, {4}));     // holds no replica
+  ExpectRejected(Change(kM, 0, 1, 0, {1}, 1, {2, 2}));  // duplicate
+  ASSERT_TRUE(image_.Apply(Change(kM, 0, 1, 0, {1}, 1, {2, 3})).ok());
+  EXPECT_EQ(m0().elr, (std::vector<int32_t>{2, 3}));
+  // ELR members may be fenced; an ELR-only change keeps the leader epoch.
+  ASSERT_TRUE(image_.Apply(Change(kT, 0, 1, 0, {1}, 1)).ok());
+  ASSERT_TRUE(image_.Apply(Fence(3, 12)).ok());
+  ExpectRejected(Change(kM, 0, 1, 1, {1}, 2, {3}));
+  ASSERT_TRUE(image_.Apply(Change(kM, 0, 1, 0, {1}, 2, {3})).ok());
+  // I12: a new incarnation must be in no ISR and no ELR; the same one may
+  // stay in the ELR (it kept its disk).
+  ExpectRejected(Register(3, 30, "r3", "new"));
+  ASSERT_TRUE(image_.Apply(Register(3, 30, "r3", "inc")).ok());
+  ASSERT_TRUE(image_.Apply(Change(kM, 0, 1, 0, {1}, 3, {2})).ok());
+  ASSERT_TRUE(image_.Apply(Register(3, 31, "r3", "new")).ok());
+  // I6: an empty ISR only without a leader (its last member was forgotten).
+  ExpectRejected(Change(kM, 0, 1, 0, {}, 4, {2}));
+  ASSERT_TRUE(image_.Apply(Change(kT, 0, 2, 1, {2}, 2)).ok());
+  ASSERT_TRUE(image_.Apply(Change(kM, 0, kNoLeader, 1, {}, 4, {2})).ok());
+  ASSERT_TRUE(image_.Apply(Fence(1, 10)).ok());
+  ASSERT_TRUE(image_.Apply(Register(1, 32, "r1", "new")).ok());
+  ExpectRejected(Register(2, 33, "r2", "new"));  // leads t-0, in m-0's ELR
+  // A new partition needs an ISR.
+  MetadataRecord empty = CreateTopic("e", TopicId(3), {{1}});
+  empty.mutable_create_topic()->mutable_partitions(0)->clear_isr();
+  empty.mutable_create_topic()->mutable_partitions(0)->set_leader(kNoLeader);
+  ExpectRejected(empty);
+  EXPECT_TRUE(image_.CheckInvariants().ok()) << image_.CheckInvariants();
+  // The ELR survives a snapshot and shows in the public view.
+  MetadataImage restored;
+  ASSERT_TRUE(restored.Restore(image_.Snapshot()).ok());
+  EXPECT_EQ(restored, image_);
+  auto info = image_.TopicInfoByName("m");
+  ASSERT_TRUE(info.ok());
+  EXPECT_EQ(info->partitions(0).isr_size(), 0);
+  ASSERT_EQ(info->partitions(0).elr_size(), 1);
+  EXPECT_EQ(info->partitions(0).elr(0), 2);
+  // A snapshot whose ELR breaks I11 is refused.
+  records::MetadataSnapshot bad = image_.Snapshot();
+  for (auto& t : *bad.mutable_topics()) {
+    if (t.topic_id() == kM) t.mutable_partitions(0)->add_elr(2);
+  }
+  EXPECT_FALSE(restored.Restore(bad).ok());
 }
 
 TEST_F(MetadataImageTest, ControlledShutdownMakesTheBrokerIneligible) {

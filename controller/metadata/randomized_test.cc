@@ -2,6 +2,16 @@
 // heartbeat, fence, shutdown, create, delete, AlterPartition, election,
 // unregister and session-tick operations, with every invariant checked after
 // each one. A failure names its seed and step; re-run with that seed.
+//
+// Beside the image, the walk keeps an abstract model of committed data (the
+// brokers' side, which it does not run): per partition, how many records are
+// committed, and per replica how many of those it holds. A record commits
+// only while the ISR has at least EffectiveMinIsr members (the brokers'
+// strict min ISR) and lands on every ISR member; a follower that the leader
+// adds to the ISR has caught up; a new incarnation holds nothing; an unclean
+// election makes the new leader's log the truth. The check: every ISR and
+// ELR member holds every committed record, so a clean election loses
+// nothing.
 #include <algorithm>
 #include <cstdint>
 #include <iostream>
@@ -71,7 +81,7 @@ class Walk {
   }
 
   RecordBatch RandomOperation() {
-    switch (Pick(12)) {
+    switch (Pick(13)) {
       case 0:
       case 1:
         return RandomRegister();
@@ -91,6 +101,8 @@ class Walk {
       case 10:
         op_ = "preferred";
         return logic_.ElectPreferredLeaders();
+      case 11:
+        return RandomCommit();
       default:
         return RandomUnregister();
     }
@@ -107,13 +119,16 @@ class Walk {
                               incarnation,
                               {{"client", "localhost", 9000 + id}},
                               Chance(80) ? absl::StrCat("rack", id % 3) : ""};
+    const Broker* old = image_.FindBroker(id);
+    const bool fresh = old == nullptr || old->incarnation_id != incarnation;
     auto r = logic_.RegisterBroker(req, now_, next_offset_);
     if (!r.ok()) {
       ++stats["register refused"];
       return {};
     }
-    ++stats["register"];
+    ++stats[fresh ? "register new incarnation" : "register"];
     incarnations_[id] = incarnation;
+    if (fresh) forgotten_ = id;
     return r->records;
   }
 
@@ -153,6 +168,9 @@ class Walk {
     CreateTopicRequest req{
         absl::StrCat("t", Pick(8)), 1 + Pick(4), 1 + Pick(3), {}};
     if (Chance(30)) req.configs["unclean.leader.election.enable"] = "true";
+    if (Chance(60)) {
+      req.configs["min.insync.replicas"] = absl::StrCat(2 + Pick(2));
+    }
     auto r = logic_.CreateTopics({req}, [&] {
       std::string n = std::to_string(++topic_ids_);
       return std::string(32 - n.size(), 'f') + n;
@@ -210,6 +228,29 @@ class Walk {
     return r->records;
   }
 
+  // Not a controller operation: a record commits on a partition whose ISR
+  // is at min.insync.replicas (the data model above).
+  RecordBatch RandomCommit() {
+    op_ = "commit";
+    std::vector<std::pair<const Topic*, int32_t>> ready;
+    for (const auto& [id, t] : image_.topics()) {
+      for (size_t i = 0; i < t.partitions.size(); ++i) {
+        const Partition& p = t.partitions[i];
+        if (p.leader != kNoLeader && static_cast<int64_t>(p.isr.size()) >=
+                                         EffectiveMinIsr(t.configs, p)) {
+          ready.push_back({&t, i});
+        }
+      }
+    }
+    if (ready.empty()) return {};
+    auto [topic, index] = ready[Pick(ready.size())];
+    Data& d = data_[{topic->id, index}];
+    ++d.committed;
+    for (int32_t m : topic->partitions[index].isr) d.held[m] = d.committed;
+    ++stats["commit"];
+    return {};
+  }
+
   RecordBatch RandomUnregister() {
     if (!Chance(20)) return Tick();
     const int32_t id = Pick(kBrokers);
@@ -232,16 +273,28 @@ class Walk {
         ASSERT_GE(b.epoch, old->epoch) << Where();
       }
     }
+    const int32_t forgotten = forgotten_;
+    forgotten_ = -1;
+    for (auto it = data_.begin(); it != data_.end();) {
+      it = image_.FindTopicById(it->first.first) == nullptr ? data_.erase(it)
+                                                            : std::next(it);
+    }
     for (const auto& [id, t] : image_.topics()) {
       const bool unclean = t.configs.contains("unclean.leader.election.enable");
       for (size_t i = 0; i < t.partitions.size(); ++i) {
         const Partition& p = t.partitions[i];
+        const std::string name = absl::StrCat(t.name, "-", i);
         // Liveness: a partition without a leader has no candidate.
         if (p.leader == kNoLeader) {
           for (int32_t r : p.isr) {
             ASSERT_FALSE(image_.IsEligible(r))
-                << Where() << ": " << t.name << "-" << i
-                << " has no leader but ISR member " << r << " is eligible";
+                << Where() << ": " << name << " has no leader but ISR member "
+                << r << " is eligible";
+          }
+          for (int32_t r : p.elr) {
+            ASSERT_FALSE(image_.IsEligible(r))
+                << Where() << ": " << name << " has no leader but ELR member "
+                << r << " is eligible";
           }
           if (unclean) {
             for (int32_t r : p.replicas) {
@@ -249,27 +302,62 @@ class Walk {
             }
           }
         }
+        if (!p.elr.empty()) ++stats["partition with an ELR"];
+        if (p.isr.empty()) ++stats["partition with an empty ISR"];
+        // A new incarnation may have lost its disk: it is in no ISR or ELR.
+        ASSERT_FALSE(Contains(p.isr, forgotten) || Contains(p.elr, forgotten))
+            << Where() << ": " << name << " kept new incarnation " << forgotten;
+        Data& d = data_[{id, static_cast<int32_t>(i)}];
+        if (forgotten >= 0) d.held[forgotten] = 0;
         const Topic* old_topic = before.FindTopicById(id);
-        if (old_topic == nullptr) continue;
-        const Partition& old = old_topic->partitions[i];
-        ASSERT_GE(p.leader_epoch, old.leader_epoch) << Where();
-        ASSERT_GE(p.partition_epoch, old.partition_epoch) << Where();
-        if (p.leader != old.leader) {
-          ++stats["leader change"];
-          ASSERT_EQ(p.leader_epoch, old.leader_epoch + 1) << Where();
-          // A new leader comes from the ISR, unless unclean is allowed.
-          if (p.leader != kNoLeader && !Contains(old.isr, p.leader)) {
-            ASSERT_TRUE(unclean)
-                << Where() << ": " << t.name << "-" << i << " leader "
-                << p.leader << " outside the ISR";
-            ++stats["unclean election"];
+        if (old_topic != nullptr) {
+          const Partition& old = old_topic->partitions[i];
+          ASSERT_GE(p.leader_epoch, old.leader_epoch) << Where();
+          ASSERT_GE(p.partition_epoch, old.partition_epoch) << Where();
+          bool elr_election = false;
+          if (p.leader != old.leader) {
+            ++stats["leader change"];
+            ASSERT_EQ(p.leader_epoch, old.leader_epoch + 1) << Where();
+            // A new leader comes from the ISR, then the ELR (alone in the
+            // ISR), unless unclean is allowed.
+            if (p.leader != kNoLeader && !Contains(old.isr, p.leader)) {
+              if (Contains(old.elr, p.leader)) {
+                ASSERT_EQ(p.isr, std::vector<int32_t>{p.leader}) << Where();
+                elr_election = true;
+                ++stats["elr election"];
+              } else {
+                ASSERT_TRUE(unclean)
+                    << Where() << ": " << name << " leader " << p.leader
+                    << " outside the ISR and the ELR";
+                ASSERT_TRUE(p.elr.empty()) << Where();
+                ++stats["unclean election"];
+                // The new leader's log is the truth now.
+                d.committed = d.held[p.leader];
+                for (auto& [r, n] : d.held) n = std::min(n, d.committed);
+              }
+            }
+          }
+          // Only the leader's AlterPartition grows an ISR (or an election
+          // from the ELR or an unclean one replaces it). A member it adds has
+          // caught up.
+          for (int32_t r : p.isr) {
+            if (!Contains(old.isr, r)) {
+              ASSERT_TRUE(op_ == "alter" || elr_election || unclean) << Where();
+              if (op_ == "alter") d.held[r] = d.committed;
+            }
+          }
+          for (int32_t r : p.elr) {
+            if (!Contains(old.elr, r)) ++stats["elr join"];
           }
         }
-        // Only the leader's AlterPartition grows an ISR (or an unclean
-        // election replaces it).
-        for (int32_t r : p.isr) {
-          if (!Contains(old.isr, r)) {
-            ASSERT_TRUE(op_ == "alter" || unclean) << Where();
+        // What the ELR is for.
+        for (const std::vector<int32_t>* members : {&p.isr, &p.elr}) {
+          for (int32_t r : *members) {
+            ASSERT_GE(d.held[r], d.committed)
+                << Where() << ": " << name << " member " << r << " holds "
+                << d.held[r] << " of " << d.committed
+                << " committed records; ISR " << p.isr.size() << ", ELR "
+                << p.elr.size();
           }
         }
       }
@@ -291,6 +379,14 @@ class Walk {
   int step_ = 0;
   std::string op_;
   std::map<int32_t, std::string> incarnations_;
+  // The broker the last operation registered as a new incarnation, or -1.
+  int32_t forgotten_ = -1;
+  // The data model (file comment), by topic id and partition.
+  struct Data {
+    int64_t committed = 0;
+    std::map<int32_t, int64_t> held;  // by broker id
+  };
+  std::map<std::pair<std::string, int32_t>, Data> data_;
 };
 
 TEST(RandomizedControllerTest, InvariantsHoldAfterEveryOperation) {
@@ -305,10 +401,12 @@ TEST(RandomizedControllerTest, InvariantsHoldAfterEveryOperation) {
   for (const auto& [k, v] : totals) std::cout << k << ": " << v << "\n";
   // The walk must actually reach the interesting states.
   for (const char* key :
-       {"register", "register refused", "heartbeat refused", "session expiry",
-        "create", "delete", "alter", "alter refused", "leader change",
-        "unclean election", "in controlled shutdown", "shutdown now",
-        "unregister"}) {
+       {"register", "register new incarnation", "register refused",
+        "heartbeat refused", "session expiry", "create", "delete", "alter",
+        "alter refused", "leader change", "unclean election",
+        "in controlled shutdown", "shutdown now", "unregister", "commit",
+        "elr join", "elr election", "partition with an ELR",
+        "partition with an empty ISR"}) {
     EXPECT_GT(totals[key], 0) << key;
   }
 }
