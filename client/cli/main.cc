@@ -142,6 +142,8 @@ void WriteTopicInfo(JsonWriter& w, const fjord::v1::TopicInfo& t,
     WriteInts(w, p.replicas());
     w.Key("isr");
     WriteInts(w, p.isr());
+    w.Key("elr");
+    WriteInts(w, p.elr());
     if (description != nullptr) {
       auto it = offsets.find(p.partition());
       if (it != offsets.end()) {
@@ -235,6 +237,8 @@ absl::Status TopicDescribe(const Invocation& inv, Admin& admin) {
         "\tTopic: ", t.name(), "\tPartition: ", p.partition(),
         "\tLeader: ", p.leader_id() < 0 ? "none" : absl::StrCat(p.leader_id()),
         "\tReplicas: ", Ints(p.replicas()), "\tIsr: ", Ints(p.isr()));
+    // Eligible leader replicas (KIP-966), only when there are some.
+    if (p.elr_size() > 0) absl::StrAppend(&line, "\tElr: ", Ints(p.elr()));
     auto it = offsets.find(p.partition());
     if (it != offsets.end()) {
       absl::StrAppend(&line, "\tLogStart: ", it->second->log_start_offset(),
