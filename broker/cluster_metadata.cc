@@ -1,5 +1,6 @@
 #include "broker/cluster_metadata.h"
 
+#include <algorithm>
 #include <set>
 
 #include "absl/strings/str_cat.h"
@@ -10,6 +11,7 @@
 #include "common/random_id.h"
 #include "glog/logging.h"
 #include "google/rpc/status.pb.h"
+#include "grpcpp/completion_queue.h"
 #include "grpcpp/create_channel.h"
 #include "grpcpp/security/credentials.h"
 
@@ -60,6 +62,15 @@ absl::Status NotLeader(const std::string& topic, int32_t partition, int32_t lead
 // ---------------------------------------------------------------------------
 // ControllerClient
 
+namespace {
+
+// The pause once every voter worth trying in a round was tried.
+constexpr absl::Duration kRoundBackoff = absl::Milliseconds(100);
+// How long a voter that did not answer is tried only as a last resort.
+constexpr absl::Duration kSuspectFor = absl::Seconds(5);
+
+}  // namespace
+
 ControllerClient::ControllerClient(std::map<int32_t, std::string> voters) {
   grpc::ChannelArguments args;
   args.SetInt(GRPC_ARG_KEEPALIVE_TIME_MS, 10000);
@@ -77,44 +88,107 @@ ControllerClient::ControllerClient(std::map<int32_t, std::string> voters) {
   }
 }
 
-ControllerClient::Stubs& ControllerClient::Current() {
+int32_t ControllerClient::leader() const {
   absl::MutexLock lock(&mu_);
-  return stubs_.at(ids_[current_]);
+  return leader_;
 }
 
-void ControllerClient::Rotate(int32_t hint) {
+int32_t ControllerClient::Next(Round* round) {
   absl::MutexLock lock(&mu_);
-  for (size_t i = 0; i < ids_.size(); ++i) {
-    if (ids_[i] == hint) {
-      current_ = i;
-      return;
+  const absl::Time now = MonotonicNow();
+  auto untried = [&](int32_t id) { return round->tried_.count(id) == 0; };
+  auto suspect = [&](int32_t id) {
+    auto it = suspect_since_.find(id);
+    return it != suspect_since_.end() && now - it->second < kSuspectFor;
+  };
+  int32_t pick = -1;
+  if (leader_ > 0 && untried(leader_)) {
+    pick = leader_;
+  } else {
+    for (size_t i = 0; i < ids_.size() && pick < 0; ++i) {
+      const int32_t id = ids_[(start_ + i) % ids_.size()];
+      if (untried(id) && !suspect(id)) pick = id;
+    }
+    start_ = (start_ + 1) % ids_.size();
+    // A voter that did not answer is worth an attempt only when nobody points
+    // elsewhere: no active controller is known and no voter answered.
+    if (pick < 0 && leader_ < 0 && !round->answered_) {
+      absl::Time oldest = absl::InfiniteFuture();
+      for (const auto& [id, since] : suspect_since_) {
+        if (untried(id) && since < oldest) {
+          pick = id;
+          oldest = since;
+        }
+      }
     }
   }
-  current_ = (current_ + 1) % ids_.size();
+  if (pick > 0) round->tried_.insert(pick);
+  return pick;
+}
+
+void ControllerClient::Observe(int32_t id, const absl::Status& status, Round* round,
+                               Answerer answerer) {
+  const ErrorInfo info = ErrorInfoOf(status);
+  const bool not_leader = status.code() == absl::StatusCode::kUnavailable &&
+                          info.reason() == ErrorInfo::NOT_LEADER;
+  absl::MutexLock lock(&mu_);
+  auto believe = [&](int32_t leader) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    leader_ = leader;
+    if (leader != logged_leader_) {
+      LOG(INFO) << "the active controller is " << leader
+                << (logged_leader_ >= 0 ? absl::StrCat(" (was ", logged_leader_, ")") : "");
+      logged_leader_ = leader;
+    }
+  };
+  if (Retriable(status.code()) && !not_leader) {
+    // No answer. Only this voter loses the belief: another call may meanwhile
+    // have found the active controller elsewhere.
+    auto [it, first] = suspect_since_.insert_or_assign(id, MonotonicNow());
+    if (first) {
+      LOG(WARNING) << "controller " << id << " did not answer (" << status
+                   << "); trying the other voters first until it does";
+    }
+    if (leader_ == id) leader_ = -1;
+    return;
+  }
+  if (round != nullptr) round->answered_ = true;
+  if (suspect_since_.erase(id) > 0) LOG(INFO) << "controller " << id << " answers again";
+  if (status.ok()) {
+    if (answerer == Answerer::kActive) believe(id);
+  } else if (not_leader) {
+    if (leader_ == id) leader_ = -1;
+    // Voter ids are >= 1: 0 and -1 mean that `id` knows no active controller
+    // (an election, or it was just elected and is catching up).
+    const int32_t hint = info.leader_id();
+    if (hint > 0 && hint != id && stubs_.count(hint) > 0) believe(hint);
+  }
 }
 
 absl::Status ControllerClient::Call(
     const std::function<grpc::Status(Stubs&, grpc::ClientContext*)>& call,
-    absl::Duration timeout, absl::Duration attempt_timeout) {
+    absl::Duration timeout, absl::Duration attempt_timeout, Answerer answerer) {
   const absl::Time deadline = MonotonicNow() + timeout;
-  absl::Status last = absl::UnavailableError("no controller answered");
-  for (int attempt = 0; MonotonicNow() < deadline; ++attempt) {
+  absl::Status last = absl::UnavailableError("no controller answered in time");
+  Round round;
+  for (absl::Duration left = timeout; left > absl::ZeroDuration();
+       left = deadline - MonotonicNow()) {
+    const int32_t id = Next(&round);
+    if (id < 0) {
+      absl::SleepFor(std::min(kRoundBackoff, left));
+      round.Reset();
+      continue;
+    }
+    const absl::Duration allowed = std::min(left, attempt_timeout);
     grpc::ClientContext context;
-    context.set_deadline(absl::ToChronoTime(
-        absl::Now() + std::min(deadline - MonotonicNow(), attempt_timeout)));
-    absl::Status status = FromGrpc(call(Current(), &context));
+    context.set_deadline(absl::ToChronoTime(absl::Now() + allowed));
+    absl::Status status = FromGrpc(call(stubs_.at(id), &context));
+    if (status.code() == absl::StatusCode::kDeadlineExceeded && allowed < attempt_timeout) {
+      // The call's budget ran out, not `id`'s time to answer: no verdict on it.
+      return status;
+    }
+    Observe(id, status, &round, answerer);
     if (status.ok() || !Retriable(status.code())) return status;
     last = status;
-    ErrorInfo info = ErrorInfoOf(status);
-    if (info.reason() == ErrorInfo::NOT_LEADER && info.leader_id() >= 0) {
-      Rotate(info.leader_id());
-    } else {
-      Rotate();
-    }
-    // Back off a little once every voter has been tried.
-    if (attempt % static_cast<int>(ids_.size()) == static_cast<int>(ids_.size()) - 1) {
-      absl::SleepFor(absl::Milliseconds(100));
-    }
   }
   return last;
 }
@@ -129,7 +203,14 @@ ClusterMetadata::ClusterMetadata(storage::LogStore* store, ClusterOptions option
       incarnation_id_(options_.incarnation_id.empty() ? RandomHexId()
                                                       : options_.incarnation_id),
       on_fence_change_(std::move(on_fence_change)),
-      client_(options_.voters) {}
+      client_(options_.voters),
+      heartbeat_interval_ms_(absl::ToInt64Milliseconds(options_.heartbeat_interval)) {}
+
+absl::Duration ClusterMetadata::AttemptTimeout() const {
+  return std::min(options_.rpc_timeout,
+                  std::max(absl::Milliseconds(500),
+                           2 * absl::Milliseconds(heartbeat_interval_ms_.load())));
+}
 
 absl::StatusOr<std::unique_ptr<ClusterMetadata>> ClusterMetadata::Create(
     storage::LogStore* store, ClusterOptions options,
@@ -191,7 +272,7 @@ absl::Status ClusterMetadata::Register() {
       [&](ControllerClient::Stubs& stubs, grpc::ClientContext* ctx) {
         return stubs.controller->RegisterBroker(ctx, request, &response);
       },
-      options_.rpc_timeout, options_.rpc_timeout);
+      options_.rpc_timeout, AttemptTimeout());
   if (!status.ok()) return status;
   epoch_.store(response.broker_epoch());
   SetFenced(true);
@@ -208,7 +289,8 @@ absl::Status ClusterMetadata::Register() {
                 return stubs.admin->DescribeCluster(
                     ctx, fjord::v1::DescribeClusterRequest(), &cluster);
               },
-              options_.rpc_timeout, options_.rpc_timeout)
+              options_.rpc_timeout, AttemptTimeout(),
+              ControllerClient::Answerer::kAnyVoter)
           .ok()) {
     absl::MutexLock lock(&mu_);
     cluster_id_ = cluster.cluster_id();
@@ -229,12 +311,23 @@ void ClusterMetadata::SetFenced(bool fenced) {
 }
 
 void ClusterMetadata::HeartbeatLoop() {
-  absl::Duration interval = options_.heartbeat_interval;
+  // Failed registrations or heartbeats in a row, and since when: the first
+  // failure, every 10th and the recovery are logged.
+  int failures = 0;
+  absl::Time failing_since;
+  auto failed = [&](const char* what, const absl::Status& status) {
+    if (failures++ == 0) failing_since = MonotonicNow();
+    if (failures == 1 || failures % 10 == 0) {
+      LOG(WARNING) << what << " failed (" << failures << " in a row, for "
+                   << absl::Trunc(MonotonicNow() - failing_since, absl::Milliseconds(1))
+                   << "): " << status;
+    }
+  };
   while (!Stopping()) {
     if (epoch_.load() < 0) {
       absl::Status s = Register();
       if (!s.ok()) {
-        LOG_EVERY_N(WARNING, 10) << "registering with the controller: " << s;
+        failed("registering with the controller", s);
         absl::SleepFor(absl::Milliseconds(200));
         continue;
       }
@@ -249,12 +342,18 @@ void ClusterMetadata::HeartbeatLoop() {
         [&](ControllerClient::Stubs& stubs, grpc::ClientContext* ctx) {
           return stubs.controller->BrokerHeartbeat(ctx, request, &response);
         },
-        options_.rpc_timeout, options_.rpc_timeout);
+        options_.rpc_timeout, AttemptTimeout());
     if (status.ok()) {
+      if (failures > 0) {
+        LOG(INFO) << "heartbeat reached the active controller (" << client_.leader()
+                  << ") after " << failures << " failures in "
+                  << absl::Trunc(MonotonicNow() - failing_since, absl::Milliseconds(1));
+        failures = 0;
+      }
       SetFenced(response.is_fenced());
       if (response.should_shutdown()) may_shutdown_.store(true);
       if (response.heartbeat_interval_ms() > 0) {
-        interval = absl::Milliseconds(response.heartbeat_interval_ms());
+        heartbeat_interval_ms_.store(response.heartbeat_interval_ms());
       }
     } else if (status.code() == absl::StatusCode::kFailedPrecondition) {
       // Our epoch is stale (the controller forgot or replaced us): register anew.
@@ -263,9 +362,16 @@ void ClusterMetadata::HeartbeatLoop() {
       epoch_.store(-1);
       continue;
     } else {
-      LOG_EVERY_N(WARNING, 10) << "heartbeat failed: " << status;
+      // The call tried the voters worth trying for rpc_timeout: go on after a
+      // short pause, not a whole interval (Kafka does not back heartbeats off
+      // either, KAFKA-19294).
+      failed("heartbeat", status);
+      absl::SleepFor(kRoundBackoff);
+      continue;
     }
-    absl::SleepFor(want_shutdown_.load() ? absl::Milliseconds(50) : interval);
+    absl::SleepFor(want_shutdown_.load()
+                       ? absl::Milliseconds(50)
+                       : absl::Milliseconds(heartbeat_interval_ms_.load()));
   }
 }
 
@@ -275,42 +381,111 @@ int64_t ClusterMetadata::next_offset() const {
 }
 
 void ClusterMetadata::FollowLoop() {
+  ControllerClient::Round round;
   while (!Stopping()) {
-    grpc::ClientContext context;
-    // The controller sends an (empty) response at least every 200 ms, but a
-    // paused controller keeps its TCP connection open and sends nothing. So each
-    // stream lives a few seconds only and is then reopened from where it was.
-    context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(3)));
-    fiv1::FetchMetadataRequest request;
-    request.set_from_offset(next_offset());
-    auto reader = client_.Current().controller->FetchMetadata(&context, request);
-    fiv1::FetchMetadataResponse response;
-    bool got_any = false;
-    while (!Stopping()) {
-      if (!reader->Read(&response)) break;
-      got_any = true;
-      absl::MutexLock lock(&mu_);
-      if (absl::Status s = ApplyLocked(response); !s.ok()) {
-        LOG(ERROR) << "applying metadata: " << s << "; refetching";
-        context.TryCancel();
-        break;
-      }
+    const int32_t id = client_.Next(&round);
+    if (id < 0) {
+      absl::SleepFor(kRoundBackoff);
+      round.Reset();
+      continue;
     }
-    context.TryCancel();
-    grpc::Status finish = reader->Finish();
+    bool got_any = false;
+    const absl::Status status = FollowFrom(id, &got_any);
     if (Stopping()) break;
-    absl::Status status = FromGrpc(finish);
-    ErrorInfo info = ErrorInfoOf(status);
-    if (info.reason() == ErrorInfo::NOT_LEADER && info.leader_id() >= 0) {
-      controller_id_.store(info.leader_id());
-      client_.Rotate(info.leader_id());
-    } else if (status.code() == absl::StatusCode::kDeadlineExceeded && got_any) {
-      // The stream's planned end: reopen on the same controller.
-    } else {
-      client_.Rotate();
-      absl::SleepFor(absl::Milliseconds(100));
+    // A planned end (OK) says nothing new: the first response already counted.
+    if (!status.ok()) client_.Observe(id, status, &round);
+    if (got_any) round.Reset();
+    if (status.code() == absl::StatusCode::kDataLoss) {
+      absl::SleepFor(kRoundBackoff);  // refetch from where the image is
     }
   }
+}
+
+absl::Status ClusterMetadata::FollowFrom(int32_t id, bool* got_any) {
+  // A stream lasts this long at most, then is reopened from where it was on
+  // whichever voter is then believed active.
+  constexpr absl::Duration kStreamLifetime = absl::Seconds(10);
+  const absl::Duration silence_limit = AttemptTimeout();
+  grpc::CompletionQueue cq;
+  grpc::ClientContext context;
+  context.set_deadline(absl::ToChronoTime(absl::Now() + kStreamLifetime));
+  fiv1::FetchMetadataRequest request;
+  request.set_from_offset(next_offset());
+  std::unique_ptr<grpc::ClientAsyncReader<fiv1::FetchMetadataResponse>> reader =
+      client_.stubs(id).controller->PrepareAsyncFetchMetadata(&context, request, &cq);
+  // One operation is pending at a time, so the tag carries nothing.
+  void* const kTag = &cq;
+  enum class Outcome { kDone, kEnded, kSilent, kStopping };
+  // Waits for the pending operation, up to silence_limit.
+  auto wait = [&]() {
+    const absl::Time silent_at = MonotonicNow() + silence_limit;
+    for (;;) {
+      void* tag;
+      bool ok;
+      // In slices, to notice Stop.
+      const absl::Time until = std::min(silent_at, MonotonicNow() + absl::Milliseconds(100));
+      if (cq.AsyncNext(&tag, &ok, absl::ToChronoTime(WallDeadline(until))) ==
+          grpc::CompletionQueue::GOT_EVENT) {
+        return ok ? Outcome::kDone : Outcome::kEnded;
+      }
+      if (Stopping()) return Outcome::kStopping;
+      if (MonotonicNow() >= silent_at) return Outcome::kSilent;
+    }
+  };
+  reader->StartCall(kTag);
+  Outcome outcome = wait();
+  absl::Status apply_error;
+  fiv1::FetchMetadataResponse response;
+  // Whether an operation is still pending (waited for in vain).
+  bool pending = outcome == Outcome::kSilent || outcome == Outcome::kStopping;
+  while (outcome == Outcome::kDone) {
+    if (Stopping()) {
+      outcome = Outcome::kStopping;
+      break;
+    }
+    reader->Read(&response, kTag);
+    outcome = wait();
+    pending = outcome == Outcome::kSilent || outcome == Outcome::kStopping;
+    if (outcome != Outcome::kDone) break;
+    if (!*got_any) {
+      *got_any = true;
+      client_.Observe(id, absl::OkStatus());
+    }
+    absl::MutexLock lock(&mu_);
+    apply_error = ApplyLocked(response);
+    if (!apply_error.ok()) {
+      LOG(ERROR) << "applying metadata from controller " << id << ": " << apply_error
+                 << "; refetching";
+      break;
+    }
+  }
+  void* tag;
+  bool ok;
+  if (outcome != Outcome::kEnded) {
+    context.TryCancel();
+    // A cancelled operation completes promptly.
+    if (pending) cq.Next(&tag, &ok);
+  }
+  grpc::Status finish;
+  reader->Finish(&finish, kTag);
+  cq.Next(&tag, &ok);
+  cq.Shutdown();
+  while (cq.Next(&tag, &ok)) {
+  }
+  if (outcome == Outcome::kStopping) return absl::OkStatus();
+  if (outcome == Outcome::kSilent) {
+    return absl::DeadlineExceededError(
+        absl::StrCat("controller ", id, " sent nothing on the metadata stream for ",
+                     absl::FormatDuration(silence_limit),
+                     *got_any ? " (it had been sending)" : ""));
+  }
+  if (!apply_error.ok()) return apply_error;
+  absl::Status status = FromGrpc(finish);
+  // The stream's planned end: the controller was there throughout.
+  if (status.code() == absl::StatusCode::kDeadlineExceeded && *got_any) {
+    return absl::OkStatus();
+  }
+  return status;
 }
 
 absl::Status ClusterMetadata::ApplyLocked(const fiv1::FetchMetadataResponse& response) {
@@ -411,7 +586,7 @@ absl::StatusOr<fiv1::AlterPartitionResponse> ClusterMetadata::AlterPartition(
       [&](ControllerClient::Stubs& stubs, grpc::ClientContext* ctx) {
         return stubs.controller->AlterPartition(ctx, request, &response);
       },
-      options_.rpc_timeout, options_.rpc_timeout);
+      options_.rpc_timeout, AttemptTimeout());
   if (!status.ok()) return status;
   return response;
 }
@@ -468,7 +643,7 @@ std::vector<fjord::v1::BrokerInfo> ClusterMetadata::Brokers() const {
   return image_.BrokerInfos();
 }
 
-int32_t ClusterMetadata::controller_id() const { return controller_id_.load(); }
+int32_t ClusterMetadata::controller_id() const { return client_.leader(); }
 
 std::string ClusterMetadata::cluster_id() const {
   absl::ReaderMutexLock lock(&mu_);
@@ -542,7 +717,7 @@ absl::StatusOr<fjord::v1::DescribeClusterResponse> ClusterMetadata::DescribeClus
       [&](ControllerClient::Stubs& stubs, grpc::ClientContext* ctx) {
         return stubs.admin->DescribeCluster(ctx, request, &response);
       },
-      options_.rpc_timeout, options_.rpc_timeout);
+      options_.rpc_timeout, AttemptTimeout(), ControllerClient::Answerer::kAnyVoter);
   if (!status.ok()) return status;
   return response;
 }

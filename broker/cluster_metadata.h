@@ -21,6 +21,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -28,6 +29,7 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
 #include "broker/metadata_view.h"
 #include "controller/metadata/metadata_image.h"
 #include "fjord/internal/v1/controller.grpc.pb.h"
@@ -49,12 +51,35 @@ struct ClusterOptions {
   std::string incarnation_id;
   // Until the controller says otherwise.
   absl::Duration heartbeat_interval = absl::Milliseconds(500);
-  // Deadline of each controller RPC.
+  // The budget of one controller call over all its attempts (topic creation
+  // and deletion get three times as much). An attempt of a topic change may
+  // wait this long for one controller; every other attempt, and the metadata
+  // stream's silence, only ClusterMetadata::AttemptTimeout, so that a hung
+  // controller is given up on well within a session timeout.
   absl::Duration rpc_timeout = absl::Seconds(3);
 };
 
-// Calls the active controller, whichever voter that is: it follows NOT_LEADER
-// hints and otherwise tries the voters in turn.
+// Calls the active controller, whichever voter that is.
+//
+// It keeps one belief, shared by all of the broker's controller calls, about
+// which voter is active, learned from answers and from the leader that a
+// NOT_LEADER answer names (a hint counts only when it names a voter: ids are
+// >= 1, and a controller that knows no leader, or was just elected and is
+// still catching up, sends 0 or -1). It also remembers which voters failed
+// to answer at all on their last attempt (deadline exceeded, unreachable): a
+// hung (SIGSTOPped, stuck on a disk) controller keeps its connections open
+// and says nothing, so time is the only sign of it.
+//
+// A call tries the believed active controller first, then voters that
+// answered lately, and voters that did not only when no other is left; each
+// attempt has a deadline of its own, well below the broker session timeout,
+// so that a heartbeat that went to a hung controller still reaches the new
+// active one within one session (Kafka: KAFKA-14392, KAFKA-19294). A failure
+// on one voter never moves the belief off another voter: calls run
+// concurrently, and one that timed out on the hung controller must not send
+// the others back there.
+//
+// Thread-safe.
 class ControllerClient {
  public:
   explicit ControllerClient(std::map<int32_t, std::string> voters);
@@ -64,23 +89,75 @@ class ControllerClient {
     std::unique_ptr<fjord::v1::AdminService::Stub> admin;
   };
 
-  // Runs `call` against the active controller until it answers anything but
-  // UNAVAILABLE / DEADLINE_EXCEEDED, or `timeout` passes (then the last error).
-  // `call` gets a fresh ClientContext with a per-attempt deadline.
+  // The voters one call (or one metadata stream) tried since it last backed
+  // off. Not thread-safe; one per caller.
+  class Round {
+   public:
+    void Reset() {
+      tried_.clear();
+      answered_ = false;
+    }
+
+   private:
+    friend class ControllerClient;
+    std::set<int32_t> tried_;
+    bool answered_ = false;  // some voter answered (even NOT_LEADER)
+  };
+
+  // Which voters answer a call: only the active controller (the writes:
+  // registration, heartbeats, ISR and topic changes; their OK shows which
+  // voter is active), or any voter (DescribeCluster, from its own image).
+  enum class Answerer { kActive, kAnyVoter };
+
+  // Runs `call` until a voter answers anything but UNAVAILABLE /
+  // DEADLINE_EXCEEDED, or `timeout` passes (then the last error). `call` gets
+  // a fresh ClientContext whose deadline is at most `attempt_timeout` away;
+  // the attempts go to the voters in the order Next gives, with a back-off of
+  // 100 ms once every voter worth trying was tried.
   absl::Status Call(
       const std::function<grpc::Status(Stubs&, grpc::ClientContext*)>& call,
-      absl::Duration timeout, absl::Duration attempt_timeout);
+      absl::Duration timeout, absl::Duration attempt_timeout,
+      Answerer answerer = Answerer::kActive);
 
-  // The voter currently believed active, for long-lived streams.
-  Stubs& Current();
-  // Moves to the next voter (or to `hint` when it is a voter id).
-  void Rotate(int32_t hint = -1);
+  // The voter `round` should try next (and marks it tried), or -1 once every
+  // voter worth trying in this round was: the caller backs off and resets the
+  // round. The order: the believed active controller; voters not suspect
+  // (their last attempt got an answer, or failed more than a few seconds
+  // ago); then, only if no voter is believed active and none answered in
+  // this round, suspect voters (oldest failure first).
+  int32_t Next(Round* round);
+
+  // Learns from one attempt on voter `id` that ended with `status` (and notes
+  // an answer in `round`, which may be null):
+  // OK: `id` is active (with `answerer` kAnyVoter: `id` answered, nothing
+  // more). NOT_LEADER: `id` answers but is not active; the voter it names, if
+  // any, is believed active. Other UNAVAILABLE or DEADLINE_EXCEEDED: no
+  // answer; `id` is suspect and, if it was, no longer believed active.
+  // Anything else: `id` answered, nothing more. Only an attempt that had its
+  // full attempt timeout counts as no answer.
+  void Observe(int32_t id, const absl::Status& status, Round* round = nullptr,
+               Answerer answerer = Answerer::kActive);
+
+  // The stubs of voter `id` (which must be a voter). They live as long as this.
+  Stubs& stubs(int32_t id) { return stubs_.at(id); }
+
+  // The voter believed active, -1 if none is.
+  int32_t leader() const;
 
  private:
-  absl::Mutex mu_;
+  // Both fixed after construction.
   std::vector<int32_t> ids_;
   std::map<int32_t, Stubs> stubs_;
-  size_t current_ ABSL_GUARDED_BY(mu_) = 0;
+
+  mutable absl::Mutex mu_;
+  int32_t leader_ ABSL_GUARDED_BY(mu_) = -1;
+  // The last active controller named in a log line, to log changes only.
+  int32_t logged_leader_ ABSL_GUARDED_BY(mu_) = -1;
+  // Voters whose last attempt got no answer -> when it failed (monotonic).
+  std::map<int32_t, absl::Time> suspect_since_ ABSL_GUARDED_BY(mu_);
+  // Where the next round starts looking among the answering voters, so that
+  // rounds do not all start on the same one.
+  size_t start_ ABSL_GUARDED_BY(mu_) = 0;
 };
 
 class ClusterMetadata final : public MetadataView {
@@ -143,10 +220,25 @@ class ClusterMetadata final : public MetadataView {
   ClusterMetadata(storage::LogStore* store, ClusterOptions options,
                   std::function<void(bool)> on_fence_change);
 
+  // How long one attempt waits for a controller before taking it as hung and
+  // trying another voter (heartbeats, registration, ISR changes, the metadata
+  // stream's silence): twice the heartbeat interval, within [500 ms,
+  // rpc_timeout]. The controller renews a session on every heartbeat it
+  // receives and the session timeout is at least twice the interval (3 s and
+  // 500 ms in tests, 6 s and 500 ms by default), so a heartbeat that went to a
+  // hung controller leaves time for one to the new active controller.
+  absl::Duration AttemptTimeout() const;
   void HeartbeatLoop();
   // Records the fenced state and reports a change.
   void SetFenced(bool fenced);
   void FollowLoop();
+  // Streams the metadata log from voter `id` into the image until the stream
+  // ends, `id` sends nothing for AttemptTimeout (a hung controller keeps its
+  // connection open: an idle active controller still sends an empty response
+  // every 200 ms), a batch does not apply, or this stops. Returns how the
+  // stream ended in ControllerClient::Observe's terms (OK for a planned end);
+  // sets `*got_any` if `id` sent anything.
+  absl::Status FollowFrom(int32_t id, bool* got_any);
   absl::Status Register();
   // Applies one FetchMetadata response, then reconciles the store.
   absl::Status ApplyLocked(const fjord::internal::v1::FetchMetadataResponse& response)
@@ -178,7 +270,8 @@ class ClusterMetadata final : public MetadataView {
   std::string cluster_id_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, std::shared_ptr<const TopicState>, std::less<>> topics_
       ABSL_GUARDED_BY(mu_);
-  std::atomic<int32_t> controller_id_{-1};
+  // The heartbeat interval the controller asked for, in ms.
+  std::atomic<int64_t> heartbeat_interval_ms_;
 
   std::thread heartbeat_thread_;
   std::thread follow_thread_;
