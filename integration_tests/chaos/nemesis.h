@@ -1,8 +1,8 @@
-// The nemesis of a chaos run: a seeded schedule of process faults, each with
-// its heal, executed one at a time against a Cluster.
+// The nemesis of a chaos run: a seeded schedule of faults (process, network,
+// clock, disk), each with its heal, executed one at a time against a Cluster.
+// docs/RELIABILITY.md describes each kind and what it has found.
 //
-// Fault kinds (the first slice of issue 6: process faults only; network
-// partitions, clock and disk faults come later, see docs/RELIABILITY.md):
+// Process faults:
 //
 //   kill-broker        SIGKILL a broker chosen by the seed; restart it after
 //                      `hold`.
@@ -92,9 +92,10 @@
 //                      nodes run with FJORD_TESTING_SYNC_JOURNAL=1), as a
 //                      power failure of that machine would; restart it.
 //
-// The quick suite (chaos_test) schedules the process kinds only, exactly as
-// before the network kinds existed (AllFaultKinds, ScheduleOptions::kinds
-// empty); network mode (partition_test) passes NetworkFaultKinds().
+// A schedule holds one family: chaos_test's quick suite the process kinds
+// (AllFaultKinds, ScheduleOptions::kinds empty, so its schedules are the same
+// as before the other families existed), its clock and disk runs
+// ClockFaultKinds() and DiskFaultKinds(), partition_test NetworkFaultKinds().
 #ifndef FJORD_INTEGRATION_TESTS_CHAOS_NEMESIS_H_
 #define FJORD_INTEGRATION_TESTS_CHAOS_NEMESIS_H_
 
