@@ -5,6 +5,7 @@
 #include <cstdlib>
 #include <fstream>
 #include <set>
+#include <tuple>
 #include <utility>
 #include <vector>
 
@@ -32,13 +33,18 @@ class BlockList {
     const absl::Time now = absl::Now();
     if (now - checked_ >= absl::Milliseconds(20)) {
       checked_ = now;
+      // Inode, size and modification time: file systems keep coarse
+      // timestamps (a jiffy), so two writes in a row may share one; a file
+      // replaced by rename (as the tests do) has a new inode.
       struct stat st {};
-      const int64_t mtime =
+      const Signature signature =
           stat(path_.c_str(), &st) == 0
-              ? static_cast<int64_t>(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec
-              : -1;
-      if (mtime != mtime_) {
-        mtime_ = mtime;
+              ? Signature{static_cast<int64_t>(st.st_ino), static_cast<int64_t>(st.st_size),
+                          static_cast<int64_t>(st.st_mtim.tv_sec) * 1000000000 +
+                              st.st_mtim.tv_nsec}
+              : Signature{-1, -1, -1};
+      if (signature != signature_) {
+        signature_ = signature;
         Reload();
       }
     }
@@ -59,10 +65,12 @@ class BlockList {
     blocked_ = std::move(next);
   }
 
+  using Signature = std::tuple<int64_t, int64_t, int64_t>;  // inode, size, mtime
+
   const std::string path_;
   absl::Mutex mu_;
   absl::Time checked_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
-  int64_t mtime_ ABSL_GUARDED_BY(mu_) = -2;
+  Signature signature_ ABSL_GUARDED_BY(mu_) = {-2, -2, -2};
   std::set<std::string> blocked_ ABSL_GUARDED_BY(mu_);
 };
 

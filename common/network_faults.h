@@ -5,9 +5,9 @@
 // When $FJORD_TESTING_NETWORK_FAULTS names a file, every channel this process
 // opens to another node (NewPeerChannel: Raft peers, controllers, partition
 // leaders) fails its calls with UNAVAILABLE while the peer's address
-// ("host:port", one per line) is listed in that file. The test rewrites the
-// file to cut and heal; it is read again when its modification time changes
-// (looked at no more than every 20 ms). Both sides of a cut list each other,
+// ("host:port", one per line) is listed in that file. The test replaces the
+// file (write and rename) to cut and heal; it is read again when its inode,
+// size or modification time changes (looked at no more than every 20 ms). Both sides of a cut list each other,
 // so no call crosses it either way; calls already in flight finish. Unlike a
 // dropped packet, a cut call fails at once instead of at its deadline.
 //
