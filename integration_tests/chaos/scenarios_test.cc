@@ -545,6 +545,13 @@ class ScenariosTest : public ::testing::Test {
     return result;
   }
 
+  // One producer of unique values per partition of `topic` (process = the
+  // partition) and a reader of the whole topic (process kPartitions).
+  static void StartUniqueProducersAndReader(Workload& workload, const std::string& topic) {
+    for (int p = 0; p < kPartitions; ++p) workload.StartUniqueProducer(p, topic, p);
+    workload.StartReader(kPartitions, {topic}, kPartitions, absl::Milliseconds(500));
+  }
+
   // Finish, with the verdict every scenario requires: something acknowledged,
   // nothing lost or unexpected, no other anomaly. False when it could not read.
   bool FinishAndExpectNothingLost(History& history, const std::string& topic,
@@ -601,10 +608,7 @@ TEST_F(ScenariosTest, BackToBackLeaderFailoversLeaveNoDivergentReplicas) {
 
   History history;
   Workload workload(client_.get(), &history, WorkloadOptions{});
-  for (int p = 0; p < kPartitions; ++p)
-    workload.StartUniqueProducer(p, kTopic, p);
-  workload.StartReader(kPartitions, {kTopic}, kPartitions,
-                       absl::Milliseconds(500));
+  StartUniqueProducersAndReader(workload, kTopic);
   // acks=1 writes to partition 0, one every 20 ms (a pace, not a wait), each
   // recorded as indeterminate.
   std::atomic<int64_t> acks1_ok{0};
@@ -728,10 +732,7 @@ TEST_F(ScenariosTest, StaleEpochBrokerAndControllerAreRefused) {
 
   History history;
   Workload workload(client_.get(), &history, WorkloadOptions{});
-  for (int p = 0; p < kPartitions; ++p)
-    workload.StartUniqueProducer(p, kTopic, p);
-  workload.StartReader(kPartitions, {kTopic}, kPartitions,
-                       absl::Milliseconds(500));
+  StartUniqueProducersAndReader(workload, kTopic);
   ASSERT_TRUE(WaitForAcksEverywhere(history, kTopic, kPartitions, absl::Now(),
                                     20, absl::Seconds(30)));
 
@@ -1185,10 +1186,7 @@ TEST_F(ScenariosTest, BrokerWithEmptyDiskUnderSameIdIsNotInSync) {
 
   History history;
   Workload workload(client_.get(), &history, WorkloadOptions{});
-  for (int p = 0; p < kPartitions; ++p)
-    workload.StartUniqueProducer(p, kTopic, p);
-  workload.StartReader(kPartitions, {kTopic}, kPartitions,
-                       absl::Milliseconds(500));
+  StartUniqueProducersAndReader(workload, kTopic);
   ASSERT_TRUE(WaitForAcksEverywhere(history, kTopic, kPartitions, absl::Now(),
                                     30, absl::Seconds(30)));
 
