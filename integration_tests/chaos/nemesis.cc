@@ -508,10 +508,7 @@ void Nemesis::ExecuteNetwork(const ScheduledFault& fault, FaultRecord* record) {
     (void)network_->Heal();
     return;
   }
-  *log_ << absl::StrFormat("nemesis %6.1fs #%d %s %s: injected\n",
-                           Since(record->started), fault.index, record->kind,
-                           record->target)
-        << std::flush;
+  LogInjected(*record);
   absl::SleepFor(fault.hold);
   absl::Status healed = network_->Heal();
   if (!healed.ok()) {
@@ -521,11 +518,7 @@ void Nemesis::ExecuteNetwork(const ScheduledFault& fault, FaultRecord* record) {
       absl::StrAppend(&note, "second heal: ", healed.message(), "; ");
   }
   if (healed.ok()) record->healed = absl::Now();
-  *log_ << absl::StrFormat("nemesis %6.1fs #%d %s %s: healed%s%s\n",
-                           Since(absl::Now()), fault.index, record->kind,
-                           record->target, healed.ok() ? "" : " (INCOMPLETE)",
-                           note.empty() ? "" : absl::StrCat(" notes: ", note))
-        << std::flush;
+  LogHealed(*record, healed.ok());
 }
 
 void Nemesis::ExecuteClock(const ScheduledFault& fault, FaultRecord* record) {
@@ -583,18 +576,25 @@ void Nemesis::ExecuteClock(const ScheduledFault& fault, FaultRecord* record) {
       absl::StrAppend(&note, "set clock of ", node, ": ", s.message(), "; ");
     }
   }
-  *log_ << absl::StrFormat("nemesis %6.1fs #%d %s %s: injected\n",
-                           Since(record->started), fault.index, record->kind,
-                           record->target)
-        << std::flush;
+  LogInjected(*record);
   absl::SleepFor(fault.hold);
   absl::Status healed = clock_->ResetAll();
   if (!healed.ok()) absl::StrAppend(&note, "heal: ", healed.message(), "; ");
   if (healed.ok()) record->healed = absl::Now();
-  *log_ << absl::StrFormat("nemesis %6.1fs #%d %s %s: healed%s%s\n",
-                           Since(absl::Now()), fault.index, record->kind,
-                           record->target, healed.ok() ? "" : " (INCOMPLETE)",
-                           note.empty() ? "" : absl::StrCat(" notes: ", note))
+  LogHealed(*record, healed.ok());
+}
+
+void Nemesis::LogInjected(const FaultRecord& record) const {
+  *log_ << absl::StrFormat("nemesis %6.1fs #%d %s %s: injected\n", Since(record.started),
+                           record.index, record.kind, record.target)
+        << std::flush;
+}
+
+void Nemesis::LogHealed(const FaultRecord& record, bool complete) const {
+  *log_ << absl::StrFormat("nemesis %6.1fs #%d %s %s: healed%s%s\n", Since(absl::Now()),
+                           record.index, record.kind, record.target,
+                           complete ? "" : " (INCOMPLETE)",
+                           record.note.empty() ? "" : absl::StrCat(" notes: ", record.note))
         << std::flush;
 }
 
@@ -675,9 +675,7 @@ void Nemesis::ExecuteDisk(const ScheduledFault& fault, FaultRecord* record) {
     }
   }
   absl::StrAppend(&record->target, " (", what, ")");
-  *log_ << absl::StrFormat("nemesis %6.1fs #%d %s %s: injected\n", Since(record->started),
-                           fault.index, record->kind, record->target)
-        << std::flush;
+  LogInjected(*record);
   absl::SleepFor(fault.hold);
   const size_t notes_before = note.size();
   RestartNode(node, &note);
@@ -685,12 +683,9 @@ void Nemesis::ExecuteDisk(const ScheduledFault& fault, FaultRecord* record) {
   if (note.size() == notes_before && !WaitForFullIsr(absl::Seconds(60))) {
     absl::StrAppend(&note, "ISRs not full 60 s after the restart; ");
   }
-  if (note.size() == notes_before) record->healed = absl::Now();
-  *log_ << absl::StrFormat("nemesis %6.1fs #%d %s %s: healed%s%s\n", Since(absl::Now()),
-                           fault.index, record->kind, record->target,
-                           note.size() == notes_before ? "" : " (INCOMPLETE)",
-                           note.empty() ? "" : absl::StrCat(" notes: ", note))
-        << std::flush;
+  const bool healed = note.size() == notes_before;
+  if (healed) record->healed = absl::Now();
+  LogHealed(*record, healed);
 }
 
 void Nemesis::Execute(const ScheduledFault& fault, FaultRecord* record) {
@@ -758,10 +753,7 @@ void Nemesis::Execute(const ScheduledFault& fault, FaultRecord* record) {
       check(absl::StrCat("kill ", node), cluster_->Kill(node));
     }
   }
-  *log_ << absl::StrFormat("nemesis %6.1fs #%d %s %s: injected\n",
-                           Since(record->started), fault.index, record->kind,
-                           record->target)
-        << std::flush;
+  LogInjected(*record);
   absl::SleepFor(fault.hold);
   const size_t notes_before = note.size();
   for (const std::string& node : targets) {
@@ -777,11 +769,7 @@ void Nemesis::Execute(const ScheduledFault& fault, FaultRecord* record) {
     healed &= cluster_->State(node) == NodeState::kRunning;
   }
   if (healed) record->healed = absl::Now();
-  *log_ << absl::StrFormat("nemesis %6.1fs #%d %s %s: healed%s%s\n",
-                           Since(absl::Now()), fault.index, record->kind,
-                           record->target, healed ? "" : " (INCOMPLETE)",
-                           note.empty() ? "" : absl::StrCat(" notes: ", note))
-        << std::flush;
+  LogHealed(*record, healed);
 }
 
 int Nemesis::Run(const std::vector<ScheduledFault>& schedule,

@@ -258,6 +258,10 @@ class Nemesis {
   // Restarts `node`, retrying once; notes errors.
   void RestartNode(const std::string& node, std::string* note);
   double Since(absl::Time t) const;
+  // The timeline's two lines for a fault: "nemesis 12.3s #4 kind target:
+  // injected" and "...: healed" (with "(INCOMPLETE)" and the notes).
+  void LogInjected(const FaultRecord& record) const;
+  void LogHealed(const FaultRecord& record, bool complete) const;
 
   Cluster* cluster_;
   ChaosClient* client_;
